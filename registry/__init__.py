@@ -1,0 +1,1 @@
+"""Take a model through its whole life in the MLflow Model Registry."""

@@ -1,0 +1,285 @@
+"""The command line: parses arguments, calls one domain function, prints, maps errors to exits."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from registry import validate
+from registry.config import Settings, load_settings, redact, with_tracking_uri
+from registry.errors import BadInput, RegistryError
+from registry.ledger import Change
+
+Handler = Callable[[argparse.Namespace, Settings], int]
+
+
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose errors are one line and exit code 2, without the usage banner."""
+
+    def error(self, message: str) -> Any:
+        raise BadInput(f"{message}; see `{self.prog} --help`")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command; returns the exit code."""
+    try:
+        args = build_parser().parse_args(argv)
+        settings = load_settings()
+        if getattr(args, "tracking_uri", None):
+            settings = with_tracking_uri(settings, args.tracking_uri)
+        handler: Handler = args.handler
+        return handler(args, settings)
+    except RegistryError as exc:
+        _fail(str(exc))
+        return exc.exit_code
+    except KeyboardInterrupt:
+        _fail("interrupted")
+        return 130
+    except Exception as exc:  # the one place where anything unexpected becomes exit 1
+        first = (str(exc).strip().splitlines() or [""])[0]
+        _fail(f"unexpected {type(exc).__name__}: {first}; please report it")
+        return 1
+
+
+def _fail(message: str) -> None:
+    secret = os.environ.get("MLFLOW_TRACKING_PASSWORD", "")
+    print(f"error: {redact(message, (secret,))}", file=sys.stderr)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = _Parser(add_help=False)
+    common.add_argument("--model", default=argparse.SUPPRESS, help="registered model (MODEL_NAME)")
+    common.add_argument(
+        "--tracking-uri", default=argparse.SUPPRESS, help="MLflow server (MLFLOW_TRACKING_URI)"
+    )
+    parser = _Parser(
+        prog="registry",
+        description="Take a model through the MLflow Model Registry lifecycle.",
+        parents=[common],
+    )
+    commands = parser.add_subparsers(title="commands", metavar="COMMAND", required=True)
+
+    def command(name: str, handler: Handler, help_text: str) -> argparse.ArgumentParser:
+        sub = commands.add_parser(name, parents=[common], help=help_text, description=help_text)
+        sub.set_defaults(handler=handler)
+        return sub
+
+    def reason(sub: argparse.ArgumentParser) -> None:
+        sub.add_argument("--reason", default="", type=validate.reason, help="why, kept in the ledger")
+
+    sub = command("train", _train, "train Iris LogisticRegression and register a new version")
+    sub.add_argument("--c-param", type=float, default=1.0, help="inverse regularisation C (1.0)")
+    sub.add_argument("--max-iter", type=int, default=200, help="solver iterations (200)")
+    sub.add_argument("--seed", type=int, default=42, help="split and solver seed (42)")
+    reason(sub)
+
+    sub = command("versions", _versions, "list versions, newest first, with stage and aliases")
+    sub.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    sub.add_argument("--stage", type=validate.stage, help="only versions in this stage")
+    sub.add_argument("--alias", type=validate.alias, help="only the version this alias points at")
+    sub.add_argument("--limit", type=_positive, help="at most this many versions")
+
+    sub = command("stage", _stage, "move a version to a stage, archiving the versions there")
+    sub.add_argument("--version", required=True, type=validate.version_number, help="version number")
+    sub.add_argument(
+        "--stage", required=True, type=validate.stage, help="None, Staging, Production or Archived"
+    )
+    sub.add_argument("--alias", type=validate.alias, help="also point this alias at the version")
+    sub.add_argument(
+        "--no-archive", action="store_true", help="keep the current Staging versions (Staging only)"
+    )
+    reason(sub)
+
+    sub = command("alias", _alias, "point an alias at a version, or delete it")
+    sub.add_argument("--name", required=True, type=validate.alias, help="alias name, such as champion")
+    target = sub.add_mutually_exclusive_group(required=True)
+    target.add_argument("--version", type=validate.version_number, help="version to point at")
+    target.add_argument("--delete", action="store_true", help="remove the alias")
+    reason(sub)
+
+    sub = command("rollback", _rollback, "make an earlier version Production again")
+    sub.add_argument(
+        "--to", type=validate.version_number, help="version to restore (default: the previous one)"
+    )
+    sub.add_argument("--alias", type=validate.alias, help="production alias to move (PROD_ALIAS)")
+    reason(sub)
+
+    sub = command("history", _history, "the ledger of changes, oldest first")
+    sub.add_argument("--json", action="store_true", help="print JSON instead of a table")
+
+    sub = command("predict", _predict, "load a version by URI and predict on its input example")
+    source = sub.add_mutually_exclusive_group(required=True)
+    source.add_argument("--uri", help="models:/NAME/1, models:/NAME/Production or models:/NAME@ALIAS")
+    source.add_argument("--version", type=validate.version_number, help="same as models:/NAME/N")
+    source.add_argument("--stage", type=validate.stage, help="same as models:/NAME/STAGE")
+    source.add_argument("--alias", type=validate.alias, help="same as models:/NAME@ALIAS")
+
+    sub = command("up", _up, "start the local MLflow server unless it runs (local runner)")
+    sub.add_argument("--quiet", action="store_true", help="print nothing when it already runs")
+    command("down", _down, "stop the local MLflow server started by `up`")
+    return parser
+
+
+def _positive(text: str) -> int:
+    if not text.strip().isdigit() or int(text) < 1:
+        raise BadInput(f"--limit {text!r} is not a whole number of at least 1")
+    return int(text)
+
+
+def _model(args: argparse.Namespace, settings: Settings) -> str:
+    return validate.model_name(getattr(args, "model", None) or settings.model_name)
+
+
+def _registry(settings: Settings) -> Any:
+    from registry.client import Registry
+
+    return Registry(settings)
+
+
+def _train(args: argparse.Namespace, settings: Settings) -> int:
+    from registry.train import TrainParams, train_and_register
+
+    model = _model(args, settings)
+    params = TrainParams(c_param=args.c_param, max_iter=args.max_iter, seed=args.seed)
+    trained = train_and_register(_registry(settings), model, params, args.reason)
+    print(
+        f"Registered {trained.model} version {trained.version} "
+        f"(run {trained.run_id}, accuracy {trained.accuracy:.4f})"
+    )
+    return 0
+
+
+def _versions(args: argparse.Namespace, settings: Settings) -> int:
+    from tabulate import tabulate
+
+    from registry.versions import list_versions
+
+    model = _model(args, settings)
+    rows = list_versions(_registry(settings), model, args.stage, args.alias, args.limit)
+    if args.json:
+        print(json.dumps([row.as_json() for row in rows], indent=2))
+    elif not rows:
+        print(f"No versions of {model} match.")
+    else:
+        table = [
+            [r.version, r.stage, ", ".join(r.aliases), r.created, r.run_id,
+             "" if r.accuracy is None else f"{r.accuracy:.4f}"]
+            for r in rows
+        ]  # fmt: skip
+        headers = ["version", "stage", "aliases", "created", "run_id", "accuracy"]
+        print(tabulate(table, headers=headers, disable_numparse=True))
+    return 0
+
+
+def _stage(args: argparse.Namespace, settings: Settings) -> int:
+    from registry.promote import stage
+
+    model = _model(args, settings)
+    changes = stage(
+        _registry(settings), model, args.version, args.stage, args.alias, not args.no_archive, args.reason
+    )
+    _report(changes, f"version {args.version} of {model} is already in {args.stage}")
+    return 0
+
+
+def _alias(args: argparse.Namespace, settings: Settings) -> int:
+    from registry.promote import delete_alias, set_alias
+
+    model = _model(args, settings)
+    registry = _registry(settings)
+    if args.delete:
+        changes = delete_alias(registry, model, args.name, args.reason)
+    else:
+        changes = set_alias(registry, model, args.name, args.version, args.reason)
+    _report(changes, f"alias {args.name} of {model} already points at version {args.version}")
+    return 0
+
+
+def _rollback(args: argparse.Namespace, settings: Settings) -> int:
+    from registry.rollback import rollback
+
+    model = _model(args, settings)
+    alias = args.alias or validate.alias(settings.prod_alias)
+    done = rollback(_registry(settings), model, args.to, alias, args.reason)
+    _report(done.changes, f"version {done.target} of {model} is already in Production; nothing to roll back")
+    return 0
+
+
+def _history(args: argparse.Namespace, settings: Settings) -> int:
+    from tabulate import tabulate
+
+    from registry.ledger import events
+
+    model = _model(args, settings)
+    found = events(_registry(settings), model)
+    if args.json:
+        print(json.dumps([event.as_json() for event in found], indent=2))
+    elif not found:
+        print(f"The ledger of {model} is empty: no change has been made through this tool yet.")
+    else:
+        keys = ["seq", "time", "actor", "action", "version", "from", "to", "alias", "reason"]
+        rows = [[event.as_json()[key] or "" for key in keys] for event in found]
+        print(tabulate(rows, headers=keys, disable_numparse=True))
+    return 0
+
+
+def _predict(args: argparse.Namespace, settings: Settings) -> int:
+    from registry.predict import predict
+
+    model = _model(args, settings)
+    if args.uri:
+        uri = args.uri
+    elif args.version:
+        uri = f"models:/{model}/{args.version}"
+    elif args.stage:
+        uri = f"models:/{model}/{args.stage}"
+    else:
+        uri = f"models:/{model}@{args.alias}"
+    result = predict(_registry(settings), uri)
+    print(f"{uri} -> version {result.version}")
+    print(f"predictions: {result.predictions}")
+    return 0
+
+
+def _up(args: argparse.Namespace, settings: Settings) -> int:
+    from registry.localserver import start
+
+    message = start(settings)
+    if not (args.quiet and "already running" in message):
+        print(message)
+    return 0
+
+
+def _down(args: argparse.Namespace, settings: Settings) -> int:
+    from registry.localserver import stop
+
+    print(stop(settings))
+    return 0
+
+
+def _report(changes: list[Change], nothing: str) -> None:
+    if not changes:
+        print(f"Nothing to change: {nothing}.")
+    for change in changes:
+        print(describe(change))
+
+
+def describe(change: Change) -> str:
+    """One line for the user about one change."""
+    if change.action == "alias":
+        before = f"version {change.from_}" if change.from_ else "(unset)"
+        return f"alias {change.alias}: {before} -> version {change.version}"
+    if change.action == "alias-delete":
+        return f"alias {change.alias}: version {change.version} -> (deleted)"
+    return f"version {change.version}: {change.from_} -> {change.to}" + (
+        " (replaced)" if change.action == "archive" else ""
+    )
+
+
+def main_exit() -> None:
+    """Entry point of the `registry` console script."""
+    raise SystemExit(main())

@@ -1,0 +1,202 @@
+"""The one place that talks to MLflow: wraps `MlflowClient` and turns its errors into ours."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
+
+from registry.config import Settings
+from registry.errors import BadInput, NotFound, RegistryError, Unreachable
+
+if TYPE_CHECKING:
+    from mlflow.entities.model_registry import ModelVersion
+
+ACCURACY_TAG = "accuracy"
+
+
+@dataclasses.dataclass(frozen=True)
+class Version:
+    """A model version as this tool sees it."""
+
+    number: int
+    stage: str
+    status: str
+    run_id: str
+    created_ms: int
+    tags: dict[str, str]
+
+
+def configure_mlflow(settings: Settings) -> None:
+    """Export the settings MLflow reads from the environment (retries, credentials, server)."""
+    os.environ["MLFLOW_TRACKING_URI"] = settings.tracking_uri
+    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "ERROR")
+    os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] = str(settings.http_max_retries)
+    os.environ["MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR"] = str(settings.http_backoff_factor)
+    os.environ["MLFLOW_HTTP_REQUEST_TIMEOUT"] = str(settings.http_timeout)
+    if settings.username:
+        os.environ["MLFLOW_TRACKING_USERNAME"] = settings.username
+    if settings.password:
+        os.environ["MLFLOW_TRACKING_PASSWORD"] = settings.password
+    # Stage calls are deprecated since MLflow 2.9 and warn on every use; the tool decides that.
+    warnings.filterwarnings("ignore", category=FutureWarning)
+    warnings.filterwarnings("ignore", category=UserWarning, module=r"mlflow\..*")
+
+
+@contextmanager
+def mlflow_errors(settings: Settings, subject: str) -> Iterator[None]:
+    """Turn MLflow and HTTP failures raised inside into RegistryError subclasses."""
+    from mlflow.exceptions import MlflowException
+    from requests.exceptions import RequestException
+
+    try:
+        yield
+    except MlflowException as exc:
+        raise _translate(settings, subject, exc.error_code, str(exc)) from None
+    except RequestException as exc:
+        raise _translate(settings, subject, "", f"API request failed with exception {exc}") from None
+
+
+def _translate(settings: Settings, subject: str, code: str, message: str) -> RegistryError:
+    server = settings.tracking_uri
+    first_line = message.strip().splitlines()[0] if message.strip() else code
+    if "API request to" in message and "failed with" in message:
+        return Unreachable(
+            f"cannot reach the MLflow server at {server} ({_network_reason(message, settings)}); "
+            "start it with `invoke up` or fix MLFLOW_TRACKING_URI"
+        )
+    if code == "RESOURCE_DOES_NOT_EXIST":
+        return NotFound(f"{subject} does not exist on {server}")
+    if code == "UNAUTHENTICATED":
+        return Unreachable(
+            f"{server} refused the credentials (401); "
+            "set MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD in .env"
+        )
+    if code == "PERMISSION_DENIED":
+        return Unreachable(
+            f"permission denied by {server} for {subject} (403); "
+            f"ask an admin to grant user {settings.username or '(anonymous)'} access"
+        )
+    if code == "INVALID_PARAMETER_VALUE":
+        return BadInput(f"the server rejected {subject}: {first_line}")
+    return RegistryError(f"the server failed on {subject}: {first_line}")
+
+
+def _network_reason(message: str, settings: Settings) -> str:
+    lowered = message.lower()
+    if "refused" in lowered:
+        return "connection refused"
+    if "timeout" in lowered or "timed out" in lowered:
+        return f"no answer within {settings.http_timeout} s"
+    if "resolve" in lowered or "name or service" in lowered or "nodename" in lowered:
+        return "unknown host"
+    return "network error"
+
+
+def _version(mv: ModelVersion) -> Version:
+    return Version(
+        number=int(mv.version),
+        stage=mv.current_stage or "None",
+        status=mv.status or "READY",
+        run_id=mv.run_id or "",
+        created_ms=int(mv.creation_timestamp or 0),
+        tags=dict(mv.tags or {}),
+    )
+
+
+class Registry:
+    """Model registry operations on one server, each one request unless said otherwise."""
+
+    def __init__(self, settings: Settings) -> None:
+        configure_mlflow(settings)
+        from mlflow import MlflowClient
+
+        self.settings = settings
+        self._client: Any = MlflowClient(settings.tracking_uri, registry_uri=settings.tracking_uri)
+
+    def errors(self, subject: str) -> Any:
+        """Context manager translating MLflow errors about `subject`."""
+        return mlflow_errors(self.settings, subject)
+
+    def aliases(self, model: str) -> dict[str, int]:
+        """Alias → version map of `model` (NotFound if the model does not exist)."""
+        with self.errors(f"model {model!r}"):
+            registered = self._client.get_registered_model(model)
+        return {alias: int(v) for alias, v in (registered.aliases or {}).items()}
+
+    def get_version(self, model: str, number: int) -> Version:
+        with self.errors(f"version {number} of model {model!r}"):
+            return _version(self._client.get_model_version(model, str(number)))
+
+    def version_exists(self, model: str, number: int) -> bool:
+        try:
+            self.get_version(model, number)
+        except NotFound:
+            return False
+        return True
+
+    def search_page(
+        self, model: str, page_size: int, page_token: str | None, ascending: bool = False
+    ) -> tuple[list[Version], str | None]:
+        """One page of `model`'s versions by version number, and the next page's token."""
+        order = "ASC" if ascending else "DESC"
+        with self.errors(f"versions of model {model!r}"):
+            page = self._client.search_model_versions(
+                filter_string=f"name='{model}'",
+                max_results=page_size,
+                order_by=[f"version_number {order}"],
+                page_token=page_token,
+            )
+        return [_version(mv) for mv in page], page.token or None
+
+    def in_stage(self, model: str, stage: str) -> list[int]:
+        """Versions of `model` in `stage` as MLflow reports them (the latest one per stage)."""
+        with self.errors(f"model {model!r}"):
+            found = self._client.get_latest_versions(model, stages=[stage])
+        return [int(mv.version) for mv in found]
+
+    def transition(self, model: str, number: int, stage: str, archive_existing: bool) -> Version:
+        with self.errors(f"version {number} of model {model!r}"):
+            return _version(
+                self._client.transition_model_version_stage(
+                    model, str(number), stage, archive_existing_versions=archive_existing
+                )
+            )
+
+    def set_alias(self, model: str, alias: str, number: int) -> None:
+        with self.errors(f"version {number} of model {model!r}"):
+            self._client.set_registered_model_alias(model, alias, str(number))
+
+    def delete_alias(self, model: str, alias: str) -> None:
+        with self.errors(f"alias {alias!r} of model {model!r}"):
+            self._client.delete_registered_model_alias(model, alias)
+
+    def version_by_alias(self, model: str, alias: str) -> int:
+        try:
+            with self.errors(f"alias {alias!r} of model {model!r}"):
+                return int(self._client.get_model_version_by_alias(model, alias).version)
+        except BadInput:
+            # MLflow answers 400 (not 404) for an alias that is not set.
+            raise NotFound(f"alias {alias!r} of model {model!r} is not set") from None
+
+    def create_model(self, model: str, description: str, tags: dict[str, str]) -> bool:
+        """Create `model`; False when it already exists (creation is atomic on the server)."""
+        from mlflow.exceptions import MlflowException
+
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                self._client.create_registered_model(model, tags=tags, description=description)
+        except MlflowException as exc:
+            if exc.error_code == "RESOURCE_ALREADY_EXISTS":
+                return False
+            raise _translate(self.settings, f"model {model!r}", exc.error_code, str(exc)) from None
+        return True
+
+    def add_version(self, model: str, source: str, tags: dict[str, str]) -> Version:
+        """A new version of `model` with `tags`, without waiting (no artifacts behind it)."""
+        with self.errors(f"model {model!r}"):
+            return _version(self._client.create_model_version(model, source, tags=tags, await_creation_for=0))

@@ -1,0 +1,108 @@
+"""The embedded MLflow server of the local runner: SQLite file + artifact folder under REGISTRY_HOME.
+
+Standard library only: `up` and `down` must not pay for importing mlflow.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+from registry.config import Settings, local_server_address
+from registry.errors import RegistryError, Unreachable
+
+START_TIMEOUT = 90.0
+STOP_TIMEOUT = 15.0
+
+
+def health_ok(url: str, timeout: float = 2.0) -> bool:
+    """True when the server at `url` answers `/health` with 200."""
+    try:
+        with urllib.request.urlopen(f"{url}/health", timeout=timeout) as answer:
+            return bool(answer.status == 200)
+    except OSError:
+        return False
+
+
+def server_command(home: Path, host: str, port: int, workers: int) -> list[str]:
+    home = home.resolve()
+    return [
+        sys.executable, "-m", "mlflow", "server",
+        "--host", host,
+        "--port", str(port),
+        "--backend-store-uri", f"sqlite:///{home / 'mlflow.db'}",
+        "--artifacts-destination", str(home / "artifacts"),
+        "--workers", str(workers),
+    ]  # fmt: skip
+
+
+def start(settings: Settings) -> str:
+    """Start the local server unless it already answers; returns what happened, for the user."""
+    address = local_server_address(settings)
+    url = settings.tracking_uri
+    if address is None:
+        return f"MLFLOW_TRACKING_URI points at {url}, not this machine: no local server started"
+    if health_ok(url):
+        return f"MLflow server already running at {url}"
+    home = settings.registry_home
+    home.mkdir(parents=True, exist_ok=True)
+    log_path = home / "server.log"
+    with open(log_path, "ab") as log:
+        process = subprocess.Popen(
+            server_command(home, address[0], address[1], settings.server_workers),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+    (home / "server.pid").write_text(str(process.pid))
+    deadline = time.monotonic() + START_TIMEOUT
+    while time.monotonic() < deadline:
+        if health_ok(url, timeout=1.0):
+            return f"MLflow server started at {url} (data in {home}, log in {log_path})"
+        if process.poll() is not None:
+            (home / "server.pid").unlink(missing_ok=True)
+            raise Unreachable(
+                f"the MLflow server exited at start (is port {address[1]} taken?); see {log_path}"
+            )
+        time.sleep(0.3)
+    stop(settings)
+    raise Unreachable(f"the MLflow server did not become healthy in {START_TIMEOUT:.0f} s; see {log_path}")
+
+
+def stop(settings: Settings) -> str:
+    """Stop the server `start` launched, with its worker processes."""
+    pid_file = settings.registry_home / "server.pid"
+    try:
+        pid = int(pid_file.read_text())
+    except (OSError, ValueError):
+        return "no local MLflow server was started from here"
+    pid_file.unlink(missing_ok=True)
+    try:
+        os.killpg(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return "the local MLflow server had already stopped"
+    except PermissionError as exc:
+        raise RegistryError(f"cannot stop the server (pid {pid}): {exc}") from None
+    deadline = time.monotonic() + STOP_TIMEOUT
+    while time.monotonic() < deadline and _group_alive(pid):
+        time.sleep(0.2)
+    if _group_alive(pid):
+        os.killpg(pid, signal.SIGKILL)
+    return f"MLflow server stopped (pid {pid})"
+
+
+def _group_alive(pgid: int) -> bool:
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(pgid, os.WNOHANG)  # reap the leader if it is our own child
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    return True

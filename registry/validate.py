@@ -1,0 +1,86 @@
+"""Checks on user input that need no server (and no mlflow import): they raise BadInput."""
+
+from __future__ import annotations
+
+import re
+
+from registry.errors import BadInput
+
+STAGES = ("None", "Staging", "Production", "Archived")
+ALIAS_PATTERN = re.compile(r"^[\w-]+$")
+MODEL_PATTERN = re.compile(r"^[A-Za-z0-9_][\w.-]*$")
+RESERVED_ALIAS = re.compile(r"^(latest|v\d+)$", re.IGNORECASE)
+MAX_NAME = 255
+MAX_REASON = 1000
+
+
+def version_number(text: str) -> int:
+    """A version number: a whole number of at least 1."""
+    value = text.strip()
+    if not value.isdigit() or int(value) < 1:
+        raise BadInput(f"version {text!r} is not a version number; use a whole number such as 1")
+    return int(value)
+
+
+def stage(text: str) -> str:
+    """A stage name, case-insensitive, returned as MLflow spells it."""
+    for name in STAGES:
+        if text.strip().lower() == name.lower():
+            return name
+    raise BadInput(f"stage {text!r} is unknown; use one of: {', '.join(STAGES)}")
+
+
+def alias(text: str) -> str:
+    """An alias name MLflow accepts and does not reserve."""
+    if not text:
+        raise BadInput("alias name is empty; use letters, digits, _ or -, such as prod")
+    if len(text) > MAX_NAME:
+        raise BadInput(f"alias name is {len(text)} characters long; use at most {MAX_NAME}")
+    if not ALIAS_PATTERN.match(text):
+        raise BadInput(f"alias {text!r} may only hold letters, digits, _ and -, such as prod")
+    if RESERVED_ALIAS.match(text):
+        raise BadInput(f"alias {text!r} is reserved by MLflow (latest, v<number>); pick another name")
+    return text
+
+
+def model_name(text: str) -> str:
+    """A registered model name this tool can query safely (and not one of its ledgers)."""
+    if not MODEL_PATTERN.match(text) or len(text) > MAX_NAME:
+        raise BadInput(
+            f"model name {text!r} is not usable; use letters, digits, _, - and ., such as iris_clf"
+        )
+    if text.endswith(".ledger"):
+        raise BadInput(f"model name {text!r} ends in .ledger, which names this tool's ledgers")
+    return text
+
+
+def reason(text: str) -> str:
+    """A free-text reason for the ledger."""
+    if len(text) > MAX_REASON:
+        raise BadInput(f"reason is {len(text)} characters long; use at most {MAX_REASON}")
+    return text.strip()
+
+
+def models_uri(text: str) -> tuple[str, str]:
+    """Split `models:/name/1`, `models:/name/Production` or `models:/name@alias`.
+
+    Returns (model, reference) where reference is `@alias`, a version number, `latest` or a stage.
+    """
+    uri = text.strip()
+    if not uri.startswith("models:/"):
+        raise BadInput(
+            f"URI {text!r} is not a registry URI; use models:/NAME/1, "
+            "models:/NAME/Production or models:/NAME@ALIAS"
+        )
+    rest = uri[len("models:/") :].strip("/")
+    if "@" in rest and "/" not in rest:
+        name, alias_name = rest.split("@", 1)
+        return model_name(name), "@" + alias(alias_name)
+    name, sep, ref = rest.partition("/")
+    if not sep or not ref or "/" in ref:
+        raise BadInput(f"URI {text!r} names no version, stage or alias; use models:/NAME/1")
+    if ref.isdigit():
+        return model_name(name), str(version_number(ref))
+    if ref.lower() == "latest":
+        return model_name(name), "latest"
+    return model_name(name), stage(ref)

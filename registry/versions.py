@@ -1,0 +1,109 @@
+"""Listing versions and resolving `models:/` references to version numbers."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterator
+from datetime import datetime, timezone
+from typing import Any
+
+from registry.client import ACCURACY_TAG, Registry, Version
+from registry.errors import NotFound
+
+PAGE_SIZE = 10_000
+
+
+@dataclasses.dataclass(frozen=True)
+class VersionRow:
+    """One line of `versions`."""
+
+    version: int
+    stage: str
+    aliases: list[str]
+    created: str
+    run_id: str
+    status: str
+    accuracy: float | None
+
+    def as_json(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def utc_iso(millis: int) -> str:
+    """Milliseconds since the epoch as `2026-11-30T12:00:00Z`."""
+    return datetime.fromtimestamp(millis / 1000, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def iter_versions(registry: Registry, model: str, page_size: int = PAGE_SIZE) -> Iterator[Version]:
+    """Every version of `model`, newest first, fetched a page at a time."""
+    token: str | None = None
+    while True:
+        page, token = registry.search_page(model, page_size, token)
+        yield from page
+        if not token:
+            return
+
+
+def all_versions(registry: Registry, model: str) -> list[Version]:
+    return list(iter_versions(registry, model))
+
+
+def list_versions(
+    registry: Registry,
+    model: str,
+    stage: str | None = None,
+    alias: str | None = None,
+    limit: int | None = None,
+    page_size: int = PAGE_SIZE,
+) -> list[VersionRow]:
+    """Versions of `model`, newest first, with their aliases (one request for all aliases)."""
+    aliases = registry.aliases(model)
+    by_version: dict[int, list[str]] = {}
+    for name, number in sorted(aliases.items()):
+        by_version.setdefault(number, []).append(name)
+    if alias is not None:
+        if alias not in aliases:
+            raise NotFound(f"alias {alias!r} of model {model!r} is not set; see `versions`")
+        candidates: Iterator[Version] = iter([registry.get_version(model, aliases[alias])])
+    else:
+        candidates = iter_versions(registry, model, page_size)
+    rows: list[VersionRow] = []
+    for version in candidates:
+        if stage is not None and version.stage != stage:
+            continue
+        rows.append(_row(version, by_version.get(version.number, [])))
+        if limit is not None and len(rows) >= limit:
+            break
+    return rows
+
+
+def _row(version: Version, aliases: list[str]) -> VersionRow:
+    try:
+        accuracy: float | None = float(version.tags[ACCURACY_TAG])
+    except (KeyError, ValueError):
+        accuracy = None
+    return VersionRow(
+        version=version.number,
+        stage=version.stage,
+        aliases=aliases,
+        created=utc_iso(version.created_ms),
+        run_id=version.run_id,
+        status=version.status,
+        accuracy=accuracy,
+    )
+
+
+def resolve(registry: Registry, model: str, reference: str) -> int:
+    """The version number a reference (`3`, `Production`, `@prod`, `latest`) points at now."""
+    if reference.startswith("@"):
+        return registry.version_by_alias(model, reference[1:])
+    if reference.isdigit():
+        return registry.get_version(model, int(reference)).number
+    if reference == "latest":
+        for version in iter_versions(registry, model, page_size=1):
+            return version.number
+        raise NotFound(f"model {model!r} has no versions; train one first")
+    held = registry.in_stage(model, reference)
+    if not held:
+        raise NotFound(f"no version of model {model!r} is in stage {reference}")
+    return max(held)
