@@ -6,6 +6,7 @@ import argparse
 import json
 import os
 import sys
+import warnings
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -26,6 +27,7 @@ class _Parser(argparse.ArgumentParser):
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; returns the exit code."""
+    warnings.simplefilter("ignore")  # library warnings are not the user's business here
     try:
         args = build_parser().parse_args(argv)
         settings = load_settings()
@@ -131,7 +133,8 @@ def _positive(text: str) -> int:
 
 
 def _model(args: argparse.Namespace, settings: Settings) -> str:
-    return validate.model_name(getattr(args, "model", None) or settings.model_name)
+    given = getattr(args, "model", None)
+    return validate.model_name(settings.model_name if given is None else given)
 
 
 def _registry(settings: Settings) -> Any:
@@ -239,7 +242,8 @@ def _predict(args: argparse.Namespace, settings: Settings) -> int:
         uri = f"models:/{model}/{args.stage}"
     else:
         uri = f"models:/{model}@{args.alias}"
-    result = predict(_registry(settings), uri)
+    target, reference = validate.models_uri(uri)
+    result = predict(_registry(settings), target, reference)
     print(f"{uri} -> version {result.version}")
     print(f"predictions: {result.predictions}")
     return 0

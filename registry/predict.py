@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 
-from registry import validate
 from registry.client import Registry
 from registry.errors import NotFound
 from registry.versions import resolve
@@ -12,14 +11,13 @@ from registry.versions import resolve
 
 @dataclasses.dataclass(frozen=True)
 class Prediction:
-    uri: str
     version: int
     predictions: list[int]
 
 
-def predict(registry: Registry, uri: str) -> Prediction:
-    """Resolve `uri` to a version, then load exactly that version (an alias may move meanwhile)."""
-    model, reference = validate.models_uri(uri)
+def predict(registry: Registry, model: str, reference: str) -> Prediction:
+    """Resolve the reference (see `validate.models_uri`) to a version, then load exactly that
+    version, so the answer names the version that predicted even if an alias moves meanwhile."""
     number = resolve(registry, model, reference)
     with registry.errors(f"version {number} of model {model!r}"):
         import mlflow.pyfunc
@@ -30,4 +28,4 @@ def predict(registry: Registry, uri: str) -> Prediction:
         raise NotFound(f"version {number} of model {model!r} has no stored input example")
     with registry.errors(f"prediction with version {number} of model {model!r}"):
         predictions = loaded.predict(example)
-    return Prediction(uri=uri, version=number, predictions=[int(p) for p in predictions])
+    return Prediction(version=number, predictions=[int(p) for p in predictions])

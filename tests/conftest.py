@@ -1,0 +1,169 @@
+"""Fixtures: one real `mlflow server` (SQLite, temp folder, free port) per test session."""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import os
+import socket
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from registry.config import Settings, load_settings
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclasses.dataclass(frozen=True)
+class Server:
+    url: str
+    settings: Settings
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """A real MLflow server on 127.0.0.1 with a SQLite backend, for the whole session."""
+    from registry import localserver
+
+    home = tmp_path_factory.mktemp("mlflow-server")
+    port = free_port()
+    settings = load_settings(
+        {"MLFLOW_PORT": str(port), "REGISTRY_HOME": str(home), "REGISTRY_ACTOR": "tester"}, env_file=None
+    )
+    localserver.start(settings)
+    try:
+        yield Server(settings.tracking_uri, settings)
+    finally:
+        localserver.stop(settings)
+
+
+@pytest.fixture
+def model() -> str:
+    """A fresh registered-model name, so tests never see each other's versions."""
+    return f"m_{uuid.uuid4().hex[:10]}"
+
+
+@pytest.fixture
+def env(server: Server, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> dict[str, str]:
+    """The environment a user would have: the test server, no .env, a known actor."""
+    monkeypatch.chdir(tmp_path)
+    values = {
+        "MLFLOW_TRACKING_URI": server.url,
+        "REGISTRY_ACTOR": "tester",
+        "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0",
+        "MLFLOW_HTTP_REQUEST_TIMEOUT": "5",
+    }
+    for key in ("MODEL_NAME", "PROD_ALIAS", "REGISTRY_RUNNER", "MLFLOW_TRACKING_USERNAME"):
+        monkeypatch.delenv(key, raising=False)
+    for key, value in values.items():
+        monkeypatch.setenv(key, value)
+    return values
+
+
+@dataclasses.dataclass(frozen=True)
+class Outcome:
+    code: int
+    out: str
+    err: str
+
+
+@pytest.fixture
+def cli(env: dict[str, str], capsys: pytest.CaptureFixture[str]) -> Any:
+    """Run the CLI in-process as `python -m registry ARGS` would; returns exit code and output."""
+    from registry.cli import main
+
+    def run(*args: Any) -> Outcome:
+        capsys.readouterr()
+        code = main([str(arg) for arg in args])
+        captured = capsys.readouterr()
+        return Outcome(code, captured.out, captured.err)
+
+    return run
+
+
+@pytest.fixture
+def run_module(env: dict[str, str]) -> Any:
+    """Run `python -m registry ARGS` in a subprocess, exactly as a user does."""
+
+    def run(*args: Any, extra_env: dict[str, str] | None = None) -> Outcome:
+        environment = {**os.environ, **env, **(extra_env or {})}
+        environment["PYTHONPATH"] = str(ROOT)
+        done = subprocess.run(
+            [sys.executable, "-m", "registry", *map(str, args)],
+            capture_output=True,
+            text=True,
+            env=environment,
+            timeout=300,
+        )
+        return Outcome(done.returncode, done.stdout, done.stderr)
+
+    return run
+
+
+@pytest.fixture
+def client(server: Server) -> Any:
+    """A plain MlflowClient on the test server, to check what the CLI did."""
+    from mlflow import MlflowClient
+
+    return MlflowClient(server.url, registry_uri=server.url)
+
+
+@pytest.fixture
+def trained(cli: Any, model: str) -> Any:
+    """Train `count` versions of `model` through the CLI; returns their numbers."""
+
+    def train(count: int = 1) -> list[int]:
+        numbers = []
+        for _ in range(count):
+            outcome = cli("train", "--model", model)
+            assert outcome.code == 0, outcome.err
+            numbers.append(int(outcome.out.split("version ")[1].split()[0]))
+        return numbers
+
+    return train
+
+
+@pytest.fixture
+def make_versions(client: Any, model: str) -> Any:
+    """Create `count` READY versions of `model` directly (no training: fast, no artifacts)."""
+
+    def make(count: int) -> list[int]:
+        from mlflow.exceptions import MlflowException
+
+        with contextlib.suppress(MlflowException):
+            client.create_registered_model(model)
+        return [int(client.create_model_version(model, "fake:/model").version) for _ in range(count)]
+
+    return make
+
+
+def stages(client: Any, model: str) -> dict[int, str]:
+    """Version number -> stage, straight from MLflow."""
+    found = client.search_model_versions(f"name='{model}'")
+    return {int(mv.version): mv.current_stage for mv in found}
+
+
+def aliases(client: Any, model: str) -> dict[str, int]:
+    """Alias -> version number, straight from MLflow."""
+    return {a: int(v) for a, v in client.get_registered_model(model).aliases.items()}
+
+
+def history(cli: Any, model: str) -> list[dict[str, Any]]:
+    """The ledger as `history --json` prints it."""
+    import json
+
+    outcome = cli("history", "--json", "--model", model)
+    assert outcome.code == 0, outcome.err
+    return list(json.loads(outcome.out))

@@ -1,0 +1,131 @@
+"""tasks.py builds exactly one command line per task and runs it with the configured runner."""
+
+from __future__ import annotations
+
+import inspect
+import shlex
+import sys
+from pathlib import Path
+
+import pytest
+from invoke import Collection, Exit, MockContext, Result
+
+import tasks
+
+PY = shlex.quote(sys.executable)
+UP = f"{PY} -m registry up --quiet"
+
+
+@pytest.fixture
+def local(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> MockContext:
+    monkeypatch.chdir(tmp_path)
+    for key in ("REGISTRY_RUNNER", "MLFLOW_TRACKING_URI", "MODEL_NAME", "PROD_ALIAS", "MLFLOW_PORT"):
+        monkeypatch.delenv(key, raising=False)
+    return MockContext(run=Result(stdout="Registered iris_clf version 7 (run x, accuracy 1.0)\n"))
+
+
+def commands(c: MockContext) -> list[str]:
+    return [call.args[0] for call in c.run.call_args_list]
+
+
+def test_train_starts_the_local_server_then_runs_the_cli_with_the_flags_given(local: MockContext) -> None:
+    tasks.train(local, c_param=0.5, reason="try it")
+    assert commands(local) == [UP, f"{PY} -m registry train --c-param 0.5 --reason 'try it'"]
+
+
+def test_every_value_is_quoted(local: MockContext) -> None:
+    tasks.stage(local, version="1; rm -rf /", stage="Production", alias="prod", reason="it's fine", model="m")
+    assert commands(local)[-1] == (
+        f"{PY} -m registry stage --version '1; rm -rf /' --stage Production --alias prod "
+        "--reason 'it'\"'\"'s fine' --model m"
+    )
+
+
+@pytest.mark.parametrize(
+    ("call", "expected"),
+    [
+        (lambda c: tasks.versions(c, json=True, limit=3), "versions --json --limit 3"),
+        (
+            lambda c: tasks.stage(c, version=2, stage="Staging", no_archive=True),
+            "stage --version 2 --stage Staging --no-archive",
+        ),
+        (lambda c: tasks.alias(c, name="champion", version=3), "alias --name champion --version 3"),
+        (lambda c: tasks.alias(c, name="champion", delete=True), "alias --name champion --delete"),
+        (lambda c: tasks.rollback(c, to=2), "rollback --to 2"),
+        (lambda c: tasks.rollback(c), "rollback"),
+        (lambda c: tasks.history(c, json=True), "history --json"),
+        (lambda c: tasks.predict(c, uri="models:/iris_clf@prod"), "predict --uri models:/iris_clf@prod"),
+        (lambda c: tasks.versions(c, model="other"), "versions --model other"),
+    ],
+)  # fmt: skip
+def test_each_task_builds_its_cli_command(local: MockContext, call: object, expected: str) -> None:
+    call(local)  # type: ignore[operator]
+    assert commands(local) == [UP, f"{PY} -m registry {expected}"]
+
+
+def test_a_remote_tracking_uri_starts_no_local_server(
+    local: MockContext, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://mlflow.internal:5000")
+    tasks.versions(local)
+    assert commands(local) == [f"{PY} -m registry versions"]
+
+
+def test_up_and_down_run_the_local_server_commands(local: MockContext) -> None:
+    tasks.up(local)
+    tasks.down(local)
+    assert commands(local) == [f"{PY} -m registry up", f"{PY} -m registry down"]
+
+
+def test_a_failing_command_ends_the_task_with_its_exit_code(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    c = MockContext(run=Result(exited=4))
+    with pytest.raises(Exit) as ended:
+        tasks.versions(c)
+    assert ended.value.code == 4
+
+
+def test_demo_uses_the_versions_it_just_trained(local: MockContext) -> None:
+    tasks.demo(local)
+    ran = [cmd.removeprefix(f"{PY} -m registry ") for cmd in commands(local) if cmd != UP]
+    assert ran == [
+        "train --reason 'invoke demo'",
+        "train --c-param 0.5 --reason 'invoke demo'",
+        "stage --version 7 --stage Staging --reason 'invoke demo'",
+        "stage --version 7 --stage Production --alias prod --reason 'invoke demo'",
+        "stage --version 7 --stage Production --alias prod --reason 'invoke demo'",
+        "rollback --reason 'invoke demo'",
+        "versions",
+        "history",
+        "predict --uri models:/iris_clf@prod",
+    ]
+
+
+def test_a_bad_dotenv_ends_the_task_with_one_message(local: MockContext, tmp_path: Path) -> None:
+    (tmp_path / ".env").write_text("REGISTRY_RUNNER=kubernetes\n")
+    with pytest.raises(Exit) as ended:
+        tasks.versions(local)
+    assert ended.value.code == 2
+
+
+def test_every_task_has_a_docstring_and_help_for_each_parameter() -> None:
+    collection = Collection.from_module(tasks)
+    for name in collection.task_names:
+        task = collection[name]
+        assert task.__doc__ and task.__doc__.strip(), name
+        parameters = list(inspect.signature(task.body).parameters)[1:]
+        assert sorted(task.help) == sorted(parameters), name
+
+
+def test_tasks_import_nothing_heavy() -> None:
+    source = Path(tasks.__file__).read_text()
+    imports = [line for line in source.splitlines() if line.startswith(("import ", "from "))]
+    assert not [line for line in imports if "mlflow" in line or "sklearn" in line]
+    assert not [
+        line
+        for line in imports
+        if line.startswith("from registry") and "config" not in line and "errors" not in line
+    ]
