@@ -111,7 +111,11 @@ def build_parser() -> argparse.ArgumentParser:
     reason(sub)
 
     sub = command("history", _history, "the ledger of changes, oldest first")
-    sub.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    shape = sub.add_mutually_exclusive_group()
+    shape.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    shape.add_argument(
+        "--plot", metavar="FILE", help="draw the timeline of stages and aliases into a PNG file (- for stdout)"
+    )
 
     sub = command("predict", _predict, "load a version by URI and predict on its input example")
     source = sub.add_mutually_exclusive_group(required=True)
@@ -140,7 +144,7 @@ def _model(args: argparse.Namespace, settings: Settings) -> str:
 def _registry(settings: Settings) -> Any:
     from registry.client import Registry
 
-    return Registry(settings)
+    return Registry(settings, notify=lambda message: print(message, file=sys.stderr, flush=True))
 
 
 def _train(args: argparse.Namespace, settings: Settings) -> int:
@@ -219,7 +223,16 @@ def _history(args: argparse.Namespace, settings: Settings) -> int:
 
     model = _model(args, settings)
     found = events(_registry(settings), model)
-    if args.json:
+    if args.plot == "-":
+        from registry.timeline import render
+
+        sys.stdout.buffer.write(render(found, model))
+        sys.stdout.flush()
+    elif args.plot:
+        from registry.timeline import write
+
+        print(f"Wrote {write(found, model, args.plot)}")
+    elif args.json:
         print(json.dumps([event.as_json() for event in found], indent=2))
     elif not found:
         print(f"The ledger of {model} is empty: no change has been made through this tool yet.")

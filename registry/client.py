@@ -4,18 +4,24 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import socket
+import time
+import uuid
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 from registry.config import Settings
-from registry.errors import BadInput, NotFound, RegistryError, Unreachable
+from registry.errors import BadInput, NotFound, PermissionDenied, Refused, RegistryError, Unreachable
 
 if TYPE_CHECKING:
     from mlflow.entities.model_registry import ModelVersion
 
 ACCURACY_TAG = "accuracy"
+REGISTRATION_TAG = "registry.registration_id"
+REGISTER_ATTEMPTS = 3
 
 
 @dataclasses.dataclass(frozen=True)
@@ -71,12 +77,12 @@ def _translate(settings: Settings, subject: str, code: str, message: str) -> Reg
     if code == "RESOURCE_DOES_NOT_EXIST":
         return NotFound(f"{subject} does not exist on {server}")
     if code == "UNAUTHENTICATED":
-        return Unreachable(
+        return PermissionDenied(
             f"{server} refused the credentials (401); "
             "set MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD in .env"
         )
     if code == "PERMISSION_DENIED":
-        return Unreachable(
+        return PermissionDenied(
             f"permission denied by {server} for {subject} (403); "
             f"ask an admin to grant user {settings.username or '(anonymous)'} access"
         )
@@ -107,14 +113,46 @@ def _version(mv: ModelVersion) -> Version:
     )
 
 
+def probe(settings: Settings) -> None:
+    """Fail at once when nothing listens at the server's address (MLflow would retry for seconds)."""
+    parts = urlsplit(settings.tracking_uri)
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    try:
+        socket.create_connection((parts.hostname, port), timeout=settings.http_timeout).close()
+    except OSError as exc:
+        reason = "unknown host" if isinstance(exc, socket.gaierror) else _network_reason(str(exc), settings)
+        raise Unreachable(
+            f"cannot reach the MLflow server at {settings.tracking_uri} ({reason}); "
+            "start it with `invoke up` or fix MLFLOW_TRACKING_URI"
+        ) from None
+
+
+@contextmanager
+def _no_retries() -> Iterator[None]:
+    """MLflow retries POSTs too; inside this block it sends each request once."""
+    key = "MLFLOW_HTTP_REQUEST_MAX_RETRIES"
+    saved = os.environ.get(key)
+    os.environ[key] = "0"
+    try:
+        yield
+    finally:
+        if saved is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = saved
+
+
 class Registry:
     """Model registry operations on one server, each one request unless said otherwise."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, notify: Callable[[str], None] | None = None) -> None:
         configure_mlflow(settings)
+        probe(settings)
         from mlflow import MlflowClient
 
         self.settings = settings
+        # Where progress worth a user's eye goes (such as waiting for the lock); silent by default.
+        self.notify: Callable[[str], None] = notify or (lambda message: None)
         self._client: Any = MlflowClient(settings.tracking_uri, registry_uri=settings.tracking_uri)
 
     def errors(self, subject: str) -> Any:
@@ -197,6 +235,57 @@ class Registry:
         return True
 
     def add_version(self, model: str, source: str, tags: dict[str, str]) -> Version:
-        """A new version of `model` with `tags`, without waiting (no artifacts behind it)."""
+        """A new version of `model` with `tags`, without waiting (no artifacts behind it).
+
+        A retried POST may create it twice: callers tag it with a unique id and skip duplicates.
+        """
         with self.errors(f"model {model!r}"):
             return _version(self._client.create_model_version(model, source, tags=tags, await_creation_for=0))
+
+    def register_once(self, model: str, source: str, model_id: str | None, tags: dict[str, str]) -> Version:
+        """Register `source` as a new version of `model` exactly once.
+
+        Each attempt is sent without MLflow's retries; after a failure, a search for this
+        registration's unique tag tells whether the server applied it anyway before trying again.
+        """
+        token = uuid.uuid4().hex
+        tags = {**tags, REGISTRATION_TAG: token}
+        for attempt in range(REGISTER_ATTEMPTS):
+            try:
+                with self.errors(f"model {model!r}"), _no_retries():
+                    created = self._client.create_model_version(
+                        model, source, tags=tags, model_id=model_id, await_creation_for=0
+                    )
+                return self.wait_ready(model, _version(created))
+            except RegistryError as exc:
+                # Only a lost connection or a server failure may hide an applied request.
+                if type(exc) not in (Unreachable, RegistryError) or attempt == REGISTER_ATTEMPTS - 1:
+                    raise
+                applied = self.search_tagged(model, {REGISTRATION_TAG: token})
+                if applied:
+                    return self.wait_ready(model, min(applied, key=lambda v: v.number))
+                time.sleep(1 + attempt)
+        raise AssertionError("unreachable")
+
+    def wait_ready(self, model: str, version: Version, timeout: float = 300.0) -> Version:
+        """`version` once its registration finished (READY), or Refused when it failed."""
+        deadline = time.monotonic() + timeout
+        while version.status == "PENDING_REGISTRATION" and time.monotonic() < deadline:
+            time.sleep(0.5)
+            version = self.get_version(model, version.number)
+        if version.status != "READY":
+            raise Refused(f"version {version.number} of model {model!r} is {version.status}, not READY")
+        return version
+
+    def search_tagged(self, model: str, tags: dict[str, str]) -> list[Version]:
+        """Versions of `model` carrying all of `tags` (one request; for small result sets)."""
+        clauses = [f"name='{model}'"] + [f"tags.`{key}` = '{value}'" for key, value in tags.items()]
+        with self.errors(f"versions of model {model!r}"):
+            found = self._client.search_model_versions(
+                filter_string=" AND ".join(clauses), max_results=10_000
+            )
+        return [_version(mv) for mv in found]
+
+    def set_version_tag(self, model: str, number: int, key: str, value: str) -> None:
+        with self.errors(f"version {number} of model {model!r}"):
+            self._client.set_model_version_tag(model, str(number), key, value)

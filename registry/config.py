@@ -47,6 +47,12 @@ class Settings:
     http_max_retries: int = 2
     http_backoff_factor: int = 1
     http_timeout: int = 10
+    # Serialise stage, alias and rollback across all clients of the server (see README, "Safety").
+    lock: bool = True
+    # Seconds to wait for the registry lock before giving up (exit 5).
+    lock_timeout: float = 30.0
+    # Seconds after which a lock ticket of a crashed client no longer blocks others.
+    lock_lease: float = 60.0
     # Who the ledger names as the actor; default MLFLOW_TRACKING_USERNAME, else the OS user.
     actor: str = ""
     # Credentials for a server with authentication (also taken from a user:password@ URI).
@@ -84,6 +90,9 @@ def load_settings(environ: Mapping[str, str] | None = None, env_file: str | Path
         http_max_retries=_number(values, "MLFLOW_HTTP_REQUEST_MAX_RETRIES", 2, minimum=0),
         http_backoff_factor=_number(values, "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", 1),
         http_timeout=_number(values, "MLFLOW_HTTP_REQUEST_TIMEOUT", 10, minimum=1),
+        lock=_flag(values, "REGISTRY_LOCK", True),
+        lock_timeout=_number(values, "LOCK_TIMEOUT", 30.0, minimum=0),
+        lock_lease=_number(values, "LOCK_LEASE", 60.0, minimum=1),
         actor=text("REGISTRY_ACTOR", username or _os_user()),
         username=username,
         password=text("MLFLOW_TRACKING_PASSWORD", password),
@@ -145,6 +154,17 @@ def _number(values: Mapping[str, str], key: str, default: Num, minimum: float = 
     if number < minimum:
         raise BadInput(f"{key}={raw!r} is below {minimum}; fix it in .env or the environment")
     return number
+
+
+def _flag(values: Mapping[str, str], key: str, default: bool) -> bool:
+    raw = values.get(key, "").strip().lower()
+    if not raw:
+        return default
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    if raw in ("0", "false", "no", "off"):
+        return False
+    raise BadInput(f"{key}={raw!r} is not true or false; fix it in .env or the environment")
 
 
 def _os_user() -> str:

@@ -21,6 +21,10 @@ class Unreachable(RegistryError):
     exit_code = 3
 
 
+class PermissionDenied(Unreachable):
+    """The server knows us but refuses: wrong credentials (401) or missing permission (403)."""
+
+
 class NotFound(RegistryError):
     """A model, version or alias does not exist, or there is nothing to roll back to."""
 

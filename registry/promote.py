@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from registry import ledger
+from registry import ledger, lock
 from registry.client import Registry, Version
 from registry.errors import NotFound, Refused
 from registry.ledger import Change
@@ -23,38 +23,41 @@ def stage(
     """Move version `number` into `target`, archiving the current holders; [] when nothing moved."""
     if not archive and target == "Production":
         raise Refused("--no-archive is refused for Production: two Production versions are never wanted")
-    version = ready_version(registry, model, number)
-    holders = registry.in_stage(model, target) if archive and target in ARCHIVING_STAGES else []
-    changes = stage_moves(version, target, holders)
-    if alias is not None:
-        changes += alias_move(registry, model, alias, number)
-    if changes:
-        ledger.ensure(registry, model)
-        apply_changes(registry, model, changes, archive)
-        ledger.record(registry, model, changes, reason)
+    with lock.exclusive(registry, model, f"stage {number} {target}"):
+        version = ready_version(registry, model, number)
+        holders = registry.in_stage(model, target) if archive and target in ARCHIVING_STAGES else []
+        changes = stage_moves(version, target, holders)
+        if alias is not None:
+            changes += alias_move(registry, model, alias, number)
+        if changes:
+            ledger.ensure(registry, model)
+            apply_changes(registry, model, changes, archive)
+            ledger.record(registry, model, changes, reason)
     return changes
 
 
 def set_alias(registry: Registry, model: str, alias: str, number: int, reason: str = "") -> list[Change]:
     """Point `alias` at version `number`; [] when it already points there."""
-    registry.get_version(model, number)
-    changes = alias_move(registry, model, alias, number)
-    if changes:
-        ledger.ensure(registry, model)
-        registry.set_alias(model, alias, number)
-        ledger.record(registry, model, changes, reason)
+    with lock.exclusive(registry, model, f"alias {alias} {number}"):
+        registry.get_version(model, number)
+        changes = alias_move(registry, model, alias, number)
+        if changes:
+            ledger.ensure(registry, model)
+            registry.set_alias(model, alias, number)
+            ledger.record(registry, model, changes, reason)
     return changes
 
 
 def delete_alias(registry: Registry, model: str, alias: str, reason: str = "") -> list[Change]:
     """Remove `alias`; NotFound when it is not set."""
-    current = registry.aliases(model).get(alias)
-    if current is None:
-        raise NotFound(f"alias {alias!r} of model {model!r} is not set; see `versions`")
-    ledger.ensure(registry, model)
-    registry.delete_alias(model, alias)
-    changes = [Change("alias-delete", current, from_=str(current), alias=alias)]
-    ledger.record(registry, model, changes, reason)
+    with lock.exclusive(registry, model, f"alias {alias} --delete"):
+        current = registry.aliases(model).get(alias)
+        if current is None:
+            raise NotFound(f"alias {alias!r} of model {model!r} is not set; see `versions`")
+        ledger.ensure(registry, model)
+        registry.delete_alias(model, alias)
+        changes = [Change("alias-delete", current, from_=str(current), alias=alias)]
+        ledger.record(registry, model, changes, reason)
     return changes
 
 

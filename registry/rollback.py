@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 
-from registry import ledger
+from registry import ledger, lock
 from registry.client import Registry
 from registry.errors import NotFound
 from registry.ledger import Change, Event
@@ -23,20 +23,21 @@ class Rollback:
 
 def rollback(registry: Registry, model: str, to: int | None, alias: str, reason: str = "") -> Rollback:
     """Make `to` (default: the previous Production holder) Production and point `alias` at it."""
-    holders = registry.in_stage(model, "Production")
-    current = max(holders) if holders else None
-    if to is None:
-        to = previous_production(
-            ledger.events(registry, model), current, lambda v: registry.version_exists(model, v)
-        )
-    version = ready_version(registry, model, to)
-    if to == current:
-        return Rollback(to, current, [])
-    changes = stage_moves(version, "Production", holders, action="rollback")
-    changes += alias_move(registry, model, alias, to)
-    ledger.ensure(registry, model)
-    apply_changes(registry, model, changes, archive=True)
-    ledger.record(registry, model, changes, reason)
+    with lock.exclusive(registry, model, "rollback" if to is None else f"rollback --to {to}"):
+        holders = registry.in_stage(model, "Production")
+        current = max(holders) if holders else None
+        if to is None:
+            to = previous_production(
+                ledger.events(registry, model), current, lambda v: registry.version_exists(model, v)
+            )
+        version = ready_version(registry, model, to)
+        if to == current:
+            return Rollback(to, current, [])
+        changes = stage_moves(version, "Production", holders, action="rollback")
+        changes += alias_move(registry, model, alias, to)
+        ledger.ensure(registry, model)
+        apply_changes(registry, model, changes, archive=True)
+        ledger.record(registry, model, changes, reason)
     return Rollback(to, current, changes)
 
 

@@ -76,7 +76,10 @@ def train_and_register(registry: Registry, model: str, params: TrainParams, reas
                 input_example=example,
                 pip_requirements=pip_requirements(),
             )
-        registered = mlflow.register_model(info.model_uri, model, tags={ACCURACY_TAG: f"{accuracy:.4f}"})
-    version = int(registered.version)
+    registry.create_model(model, description="Iris classifier (scikit-learn LogisticRegression)", tags={})
+    registered = registry.register_once(
+        model, info.model_uri, info.model_id, {ACCURACY_TAG: f"{accuracy:.4f}"}
+    )
+    version = registered.number
     ledger.record(registry, model, [ledger.Change("train", version, to="None")], reason=reason)
     return Trained(model=model, version=version, run_id=run.info.run_id, accuracy=accuracy)
