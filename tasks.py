@@ -6,9 +6,12 @@ Only `registry.config` is imported (standard library + python-dotenv), so `invok
 
 from __future__ import annotations
 
+import os
 import re
 import shlex
 import sys
+import urllib.parse
+import webbrowser
 from typing import Any
 
 from invoke import Context, Exit, task
@@ -160,6 +163,42 @@ def history(c, json=False, model=None):
     run_registry(c, arguments("history", json=json, model=model))
 
 
+@task(help={"file": "PNG file to write on this machine (default timeline.png)", "model": MODEL_HELP})
+def timeline(c, file="timeline.png", model=None):
+    """Draw which version held Production, Staging and each alias over time into a PNG file."""
+    config = settings()
+    if config.runner != "compose":
+        run_registry(c, arguments("history", plot=file, model=model))
+        return
+    # The CLI runs in the trainer container: it writes the PNG to its stdout (`--plot -`) and the host's
+    # shell saves it, so no container path, user or `compose cp` is involved (docker-compose v1 has no cp).
+    words = arguments("history", plot="-", model=model)
+    partial = f"{file}.part"
+    command = f"{registry_command(config, words)} > {shlex.quote(partial)}"
+    result = c.run(command, warn=True)
+    if result is not None and result.exited != 0:
+        if os.path.exists(partial):
+            os.remove(partial)
+        raise Exit(code=result.exited)
+    os.replace(partial, file)
+    print(f"Wrote {file}")
+
+
+@task(
+    help={
+        "model": MODEL_HELP,
+        "no_browser": "only print the URL, even where a browser could be opened",
+    }
+)
+def ui(c, model=None, no_browser=False):
+    """Print the model's page in the MLflow UI, and open it in a browser when there is a display."""
+    config = settings()
+    url = f"{_ui_url(config)}/#/models/{urllib.parse.quote(model or config.model_name, safe='')}"
+    print(url)
+    if not no_browser and _has_display():
+        webbrowser.open(url)
+
+
 @task(
     help={
         "uri": "models:/NAME/1, models:/NAME/Production or models:/NAME@ALIAS",
@@ -203,6 +242,13 @@ def _trained_version(result: Any) -> int:
     if not found:
         raise Exit("error: could not read the new version number from `train`")
     return int(found.group(1))
+
+
+def _has_display() -> bool:
+    """True where `webbrowser` can show a page: macOS, Windows, or a Unix desktop session."""
+    if sys.platform in ("darwin", "win32"):
+        return True
+    return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
 
 
 def _ui_url(config: Settings) -> str:

@@ -114,7 +114,7 @@ def build_parser() -> argparse.ArgumentParser:
     shape = sub.add_mutually_exclusive_group()
     shape.add_argument("--json", action="store_true", help="print JSON instead of a table")
     shape.add_argument(
-        "--plot", metavar="FILE", help="draw the timeline of stages and aliases into a PNG file (- for stdout)"
+        "--plot", metavar="FILE", help="draw the timeline of stages and aliases as PNG (- for stdout)"
     )
 
     sub = command("predict", _predict, "load a version by URI and predict on its input example")

@@ -115,6 +115,7 @@ def render(events: list[Event], model: str) -> bytes:
     """The timeline of `model` as PNG bytes; NotFound when the ledger is empty."""
     import io
 
+    from matplotlib.artist import Artist
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
     from matplotlib.lines import Line2D
@@ -164,7 +165,7 @@ def render(events: list[Event], model: str) -> bytes:
     days = {step.time[:10] for step in found}
     ticks = [f"{step.label}\n{_clock(step.time, len(days) > 1)}" for step in found]
     axes.set_xticks([*range(count), count], labels=[*ticks, "now"], fontsize=8)
-    if count > 6:
+    if count > 10:
         for tick in axes.get_xticklabels()[:-1]:
             tick.set_rotation(30)
             tick.set_horizontalalignment("right")
@@ -172,7 +173,7 @@ def render(events: list[Event], model: str) -> bytes:
     axes.set_axisbelow(True)
     span = found[0].time[:10] if len(days) == 1 else f"{min(days)} to {max(days)}"
     axes.set_title(f"{model}: who held each stage and alias ({span}, UTC)", loc="left")
-    legend = [Patch(facecolor=colour(n), label=f"version {n}") for n in sorted(versions)]
+    legend: list[Artist] = [Patch(facecolor=colour(n), label=f"version {n}") for n in sorted(versions)]
     legend += [
         Line2D([], [], color=PROMOTE_COLOUR, marker="^", label="promotion to Production"),
         Line2D([], [], color=ROLLBACK_COLOUR, marker="v", linestyle="--", label="rollback"),
