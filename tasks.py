@@ -10,18 +10,27 @@ import os
 import re
 import shlex
 import sys
+import time
 import urllib.parse
+import urllib.request
 import webbrowser
 from typing import Any
 
 from invoke import Context, Exit, task
 
 from registry.config import Settings, load_settings, local_server_address
-from registry.errors import RegistryError
+from registry.errors import RegistryError, Unreachable
 
 PYTHON = shlex.quote(sys.executable)
 MODEL_HELP = "registered model (default MODEL_NAME from .env, iris_clf)"
 REASON_HELP = "why: kept in the ledger"
+# The Compose CLIs tried, in this order: the v2 plugin, then the v1 script (Debian's docker-compose).
+COMPOSE_CLIS = ("docker compose", "docker-compose")
+ENGINE_HINT = 'start Docker (here without Docker: eval "$(../shared/container-engine/up.sh)")'
+# Seconds `invoke up` waits for the mlflow service to answer /health after `up -d`.
+HEALTH_TIMEOUT = 180.0
+# What `compose()` found, so that one invocation (such as `demo`) asks the engine only once.
+_ready: dict[str, str] = {}
 
 
 def settings() -> Settings:
@@ -47,21 +56,60 @@ def arguments(*args: Any, **options: Any) -> list[str]:
     return words
 
 
-def registry_command(config: Settings, words: list[str]) -> str:
-    """The one command line that runs `python -m registry WORDS` with the configured runner."""
-    quoted = " ".join(shlex.quote(word) for word in words)
+def registry_command(config: Settings, words: list[str], compose_cli: str = "docker compose") -> str:
+    """The one command line that runs `python -m registry WORDS` with the configured runner.
+
+    With compose it runs in the trainer container, as the host's actor; `compose_cli` is what
+    `compose()` found.
+    """
+    quoted = _quoted(words)
     if config.runner == "compose":
         actor = shlex.quote(f"REGISTRY_ACTOR={config.actor}")
-        return f"docker compose exec -T -e {actor} trainer python -m registry {quoted}"
+        return f"{compose_cli} exec -T -e {actor} trainer python -m registry {quoted}"
     return f"{PYTHON} -m registry {quoted}"
 
 
 def run_registry(c: Context, words: list[str], hide: bool = False) -> Any:
     """Run the CLI (starting the local server first when the runner needs it); exit as it did."""
     config = settings()
-    if config.runner == "local" and local_server_address(config) is not None:
+    if config.runner == "compose":
+        return _checked(c.run(registry_command(config, words, compose(c, stack=True)), warn=True, hide=hide))
+    if local_server_address(config) is not None:
         _checked(c.run(registry_command(config, ["up", "--quiet"]), warn=True))
     return _checked(c.run(registry_command(config, words), warn=True, hide=hide))
+
+
+def compose(c: Context, stack: bool = False) -> str:
+    """`docker compose` or `docker-compose`, whichever works, once the engine answers; else a clean exit.
+
+    With `stack`, the trainer container must be running too. Checked once per invocation.
+    """
+    key = "stack" if stack else "engine"
+    if key in _ready:
+        return _ready[key]
+    cli = next((cli for cli in COMPOSE_CLIS if c.run(f"{cli} version", hide=True, warn=True).ok), None)
+    if cli is None:
+        raise Exit(
+            "error: neither `docker compose` nor `docker-compose` works; install Docker Compose, "
+            "or set REGISTRY_RUNNER=local",
+            code=Unreachable.exit_code,
+        )
+    answer = c.run(f"{cli} ps --services --filter status=running", hide=True, warn=True)
+    if not answer.ok:
+        lines = (answer.stderr or answer.stdout).strip().splitlines()
+        raise Exit(
+            f"error: the container engine does not answer ({cli} ps: {lines[-1] if lines else 'failed'}); "
+            f"{ENGINE_HINT}",
+            code=Unreachable.exit_code,
+        )
+    if stack and "trainer" not in answer.stdout.split():
+        raise Exit(
+            "error: the Compose stack is not running (no trainer container); start it with `invoke up`",
+            code=Unreachable.exit_code,
+        )
+    _ready["engine"] = cli
+    _ready[key] = cli
+    return cli
 
 
 def _checked(result: Any) -> Any:
@@ -70,16 +118,58 @@ def _checked(result: Any) -> Any:
     return result
 
 
-@task(help={"quiet": "print nothing when the server already runs"})
+@task(help={"quiet": "print nothing when the server already runs (compose: hide the build output)"})
 def up(c, quiet=False):
-    """Start the MLflow server (local: embedded SQLite server; compose: the stack)."""
-    c.run(registry_command(settings(), arguments("up", quiet=quiet)))
+    """Start the MLflow server (local: embedded SQLite server; compose: build, start, wait until healthy)."""
+    config = settings()
+    if config.runner != "compose":
+        c.run(registry_command(config, arguments("up", quiet=quiet)))
+        return
+    cli = compose(c)
+    hide = "out" if quiet else None
+    _checked(c.run(f"{cli} build", warn=True, hide=hide))
+    _checked(c.run(f"{cli} up -d", warn=True, hide=hide))
+    url = _ui_url(config)
+    _wait_healthy(url, HEALTH_TIMEOUT)
+    print(f"MLflow UI: {url}")
 
 
-@task
-def down(c):
-    """Stop the local MLflow server that `up` started."""
-    _checked(c.run(registry_command(settings(), ["down"]), warn=True))
+@task(help={"volumes": "compose: also delete the registry data (the stack's named volume)"})
+def down(c, volumes=False):
+    """Stop the MLflow server (local: the one `up` started; compose: the whole stack)."""
+    config = settings()
+    if config.runner == "compose":
+        _ready.pop("stack", None)
+        _checked(c.run(f"{compose(c)} down" + (" --volumes" if volumes else ""), warn=True))
+        return
+    if volumes:
+        raise Exit(
+            f"error: --volumes is for REGISTRY_RUNNER=compose; the local server's data is in "
+            f"{config.registry_home}/ (delete it yourself after `invoke down`)",
+            code=2,
+        )
+    _checked(c.run(registry_command(config, ["down"]), warn=True))
+
+
+@task(
+    help={
+        "service": "compose: only this service, mlflow or trainer (default: both)",
+        "follow": "keep printing new lines until Ctrl-C",
+        "tail": "only the last N lines (default: all)",
+    }
+)
+def logs(c, service=None, follow=False, tail=None):
+    """Show the server logs (local: REGISTRY_HOME/server.log; compose: the stack's)."""
+    config = settings()
+    if config.runner == "compose":
+        words = [*arguments("logs", follow=follow, tail=tail), *([service] if service else [])]
+        _checked(c.run(f"{compose(c)} {_quoted(words)}", warn=True))
+        return
+    path = config.registry_home / "server.log"
+    if not path.is_file():
+        raise Exit(f"error: no server log at {path}: the local server has not been started here", code=4)
+    words = ["tail", "-n", tail or "+1", *(["-f"] if follow else []), str(path)]
+    _checked(c.run(_quoted(words), warn=True))
 
 
 @task(
@@ -174,7 +264,7 @@ def timeline(c, file="timeline.png", model=None):
     # shell saves it, so no container path, user or `compose cp` is involved (docker-compose v1 has no cp).
     words = arguments("history", plot="-", model=model)
     partial = f"{file}.part"
-    command = f"{registry_command(config, words)} > {shlex.quote(partial)}"
+    command = f"{registry_command(config, words, compose(c, stack=True))} > {shlex.quote(partial)}"
     result = c.run(command, warn=True)
     if result is not None and result.exited != 0:
         if os.path.exists(partial):
@@ -235,6 +325,28 @@ def demo(c):
 def test(c, args=""):
     """Run the test suite."""
     c.run(f"{PYTHON} -m pytest {args}".strip())
+
+
+def _quoted(words: list[str]) -> str:
+    return " ".join(shlex.quote(str(word)) for word in words)
+
+
+def _wait_healthy(url: str, timeout: float) -> None:
+    """Poll `url`/health until it answers 200; a clean exit after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with urllib.request.urlopen(f"{url}/health", timeout=2) as answer:
+                if answer.status == 200:
+                    return
+        except OSError:
+            pass
+        if time.monotonic() > deadline:
+            raise Exit(
+                f"error: MLflow at {url} is not healthy after {timeout:.0f} s; see `invoke logs`",
+                code=Unreachable.exit_code,
+            )
+        time.sleep(1)
 
 
 def _trained_version(result: Any) -> int:

@@ -1,0 +1,174 @@
+"""With REGISTRY_RUNNER=compose, tasks run the CLI in the trainer container: exact command lines."""
+
+from __future__ import annotations
+
+import getpass
+import re
+import shlex
+from pathlib import Path
+
+import pytest
+from invoke import Exit, MockContext, Result
+
+import tasks
+
+RUNNING = Result(stdout="mlflow\ntrainer\n")
+ENGINE_DOWN = Result(stderr="Traceback ...\nCannot connect to the Docker daemon\n", exited=1)
+
+
+def commands(c: MockContext) -> list[str]:
+    return [call.args[0] for call in c.run.call_args_list]
+
+
+def mock(docker_compose: bool = True, ps: Result = RUNNING) -> MockContext:
+    """A context where `docker compose` (or only `docker-compose`) works and `ps` answers `ps`."""
+    return MockContext(
+        run={
+            "docker compose version": Result(exited=0 if docker_compose else 1),
+            "docker-compose version": Result(),
+            re.compile(r".* ps --services --filter status=running$"): ps,
+            re.compile(r"^(?!.* ps --services).*$"): Result(stdout="Registered iris_clf version 3\n"),
+        }
+    )
+
+
+@pytest.fixture(autouse=True)
+def compose_runner(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.chdir(tmp_path)  # no .env leaks in
+    for key in ("MLFLOW_TRACKING_URI", "MODEL_NAME", "PROD_ALIAS", "MLFLOW_TRACKING_USERNAME"):
+        monkeypatch.delenv(key, raising=False)
+    monkeypatch.setenv("REGISTRY_RUNNER", "compose")
+    monkeypatch.setenv("REGISTRY_ACTOR", "ada lovelace")
+    monkeypatch.setenv("MLFLOW_PORT", "5123")
+    monkeypatch.setattr(tasks, "_ready", {})
+
+
+EXEC = "docker compose exec -T -e 'REGISTRY_ACTOR=ada lovelace' trainer python -m registry"
+PROBES = ["docker compose version", "docker compose ps --services --filter status=running"]
+
+
+def test_train_runs_in_the_trainer_as_the_host_actor() -> None:
+    c = mock()
+    tasks.train(c, c_param=0.5, reason="first try")
+    assert commands(c) == [*PROBES, f"{EXEC} train --c-param 0.5 --reason 'first try'"]
+
+
+def test_stage_with_alias_quotes_every_value() -> None:
+    c = mock()
+    tasks.stage(c, version="1; rm -rf /", stage="Production", alias="prod", reason="it's fine")
+    assert commands(c)[-1] == (
+        f"{EXEC} stage --version '1; rm -rf /' --stage Production --alias prod --reason 'it'\"'\"'s fine'"
+    )
+
+
+def test_rollback_to_a_version() -> None:
+    c = mock()
+    tasks.rollback(c, to=2)
+    assert commands(c)[-1] == f"{EXEC} rollback --to 2"
+
+
+def test_docker_compose_v1_is_used_when_the_plugin_is_missing() -> None:
+    c = mock(docker_compose=False)
+    tasks.train(c)
+    assert commands(c) == [
+        "docker compose version",
+        "docker-compose version",
+        "docker-compose ps --services --filter status=running",
+        "docker-compose exec -T -e 'REGISTRY_ACTOR=ada lovelace' trainer python -m registry train",
+    ]
+
+
+def test_the_engine_is_asked_once_per_invocation() -> None:
+    c = mock()
+    tasks.history(c)
+    tasks.versions(c, json=True)
+    assert commands(c) == [*PROBES, f"{EXEC} history", f"{EXEC} versions --json"]
+
+
+def test_the_actor_defaults_to_the_host_user(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("REGISTRY_ACTOR")
+    c = mock()
+    tasks.history(c)
+    assert commands(c)[-1].startswith(
+        f"docker compose exec -T -e {shlex.quote('REGISTRY_ACTOR=' + getpass.getuser())} trainer "
+    )
+
+
+def test_no_compose_cli_is_one_clear_message() -> None:
+    c = MockContext(run={re.compile(".*"): Result(exited=127)})
+    with pytest.raises(Exit) as failed:
+        tasks.train(c)
+    assert failed.value.code == 3
+    assert "neither `docker compose` nor `docker-compose`" in str(failed.value.message)
+
+
+def test_an_engine_that_does_not_answer_is_one_clear_message() -> None:
+    c = mock(ps=ENGINE_DOWN)
+    with pytest.raises(Exit) as failed:
+        tasks.up(c)
+    assert failed.value.code == 3
+    assert "container engine does not answer" in str(failed.value.message)
+    assert "Cannot connect to the Docker daemon" in str(failed.value.message)
+    assert not any(" build" in command for command in commands(c))
+
+
+def test_a_stopped_stack_says_to_run_up() -> None:
+    c = mock(ps=Result(stdout="mlflow\n"))
+    with pytest.raises(Exit) as failed:
+        tasks.train(c)
+    assert failed.value.code == 3
+    assert "invoke up" in str(failed.value.message)
+
+
+def test_the_cli_exit_code_comes_through() -> None:
+    c = MockContext(
+        run={
+            "docker compose version": Result(),
+            re.compile(r".* ps --services .*"): RUNNING,
+            re.compile(r".* exec .*"): Result(exited=4),
+        }
+    )
+    with pytest.raises(Exit) as failed:
+        tasks.stage(c, version=9, stage="Production")
+    assert failed.value.code == 4
+
+
+def test_up_builds_starts_and_waits_until_healthy(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    polled: list[str] = []
+    monkeypatch.setattr(tasks, "_wait_healthy", lambda url, timeout: polled.append(url))
+    c = mock()
+    tasks.up(c)
+    assert commands(c) == [*PROBES, "docker compose build", "docker compose up -d"]
+    assert polled == ["http://127.0.0.1:5123"]
+    assert "MLflow UI: http://127.0.0.1:5123" in capsys.readouterr().out
+
+
+def test_up_gives_up_after_its_timeout() -> None:
+    with pytest.raises(Exit) as failed:
+        tasks._wait_healthy("http://127.0.0.1:9", timeout=0)
+    assert failed.value.code == 3
+    assert "not healthy" in str(failed.value.message)
+
+
+@pytest.mark.parametrize(("volumes", "suffix"), [(False, ""), (True, " --volumes")])
+def test_down_stops_the_stack(volumes: bool, suffix: str) -> None:
+    c = mock()
+    tasks.down(c, volumes=volumes)
+    assert commands(c) == [*PROBES, "docker compose down" + suffix]
+
+
+def test_logs_of_one_service() -> None:
+    c = mock()
+    tasks.logs(c, service="mlflow", follow=True, tail=50)
+    assert commands(c)[-1] == "docker compose logs --follow --tail 50 mlflow"
+
+
+def test_volumes_is_refused_for_the_local_runner(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("REGISTRY_RUNNER", "local")
+    c = mock()
+    with pytest.raises(Exit) as failed:
+        tasks.down(c, volumes=True)
+    assert failed.value.code == 2
+    assert commands(c) == []
