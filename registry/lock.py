@@ -86,9 +86,12 @@ def _wait_for_turn(registry: Registry, model: str, owner: str, ticket: Version, 
         for stale in expired:
             registry.set_version_tag(lock_name(model), stale.number, STATE_TAG, EXPIRED)
         queue = sorted((t for t in active if t not in expired), key=lambda t: t.number)
+        mine = {ticket.number} | {t.number for t in active if t.tags.get(OWNER_TAG) == owner}
+        # A ticket whose tags are being rewritten may come back without them: it counts as
+        # someone else's until a later poll says otherwise.
         first = queue[0] if queue else ticket
-        if first.tags.get(OWNER_TAG, owner) == owner:
-            return {t.number for t in active if t.tags.get(OWNER_TAG) == owner}
+        if first.number in mine:
+            return mine
         holder = (
             f"{first.tags.get('actor') or 'someone'} "
             f"({first.tags.get('command', '?')}, since {utc_iso(first.created_ms)})"
