@@ -30,19 +30,22 @@ def health_ok(url: str, timeout: float = 2.0) -> bool:
         return False
 
 
-def server_command(home: Path, host: str, port: int, workers: int) -> list[str]:
+def server_command(
+    home: Path, host: str, port: int, workers: int, backend_uri: str | None = None
+) -> list[str]:
+    """`mlflow server` with artifacts under `home` and SQLite there unless `backend_uri` is given."""
     home = home.resolve()
     return [
         sys.executable, "-m", "mlflow", "server",
         "--host", host,
         "--port", str(port),
-        "--backend-store-uri", f"sqlite:///{home / 'mlflow.db'}",
+        "--backend-store-uri", backend_uri or f"sqlite:///{home / 'mlflow.db'}",
         "--artifacts-destination", str(home / "artifacts"),
         "--workers", str(workers),
     ]  # fmt: skip
 
 
-def start(settings: Settings) -> str:
+def start(settings: Settings, backend_uri: str | None = None) -> str:
     """Start the local server unless it already answers; returns what happened, for the user."""
     address = local_server_address(settings)
     url = settings.tracking_uri
@@ -55,7 +58,7 @@ def start(settings: Settings) -> str:
     log_path = home / "server.log"
     with open(log_path, "ab") as log:
         process = subprocess.Popen(
-            server_command(home, address[0], address[1], settings.server_workers),
+            server_command(home, address[0], address[1], settings.server_workers, backend_uri),
             stdout=log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,

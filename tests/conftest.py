@@ -30,21 +30,52 @@ def free_port() -> int:
 class Server:
     url: str
     settings: Settings
+    backend: str
+
+
+POSTGRES_ENV = "REGISTRY_TEST_POSTGRES_URI"
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Tests marked `postgres` run on PostgreSQL too, when REGISTRY_TEST_POSTGRES_URI is set."""
+    if "server" not in metafunc.fixturenames:
+        return
+    backends = ["sqlite"]
+    if os.environ.get(POSTGRES_ENV) and metafunc.definition.get_closest_marker("postgres"):
+        backends.append("postgres")
+    metafunc.parametrize("server", backends, indirect=True, scope="session")
+
+
+def fresh_postgres_database(base_uri: str) -> str:
+    """Create an empty database for this test run on the server of `base_uri`; returns its URI."""
+    import psycopg2
+
+    name = f"registry_test_{uuid.uuid4().hex[:12]}"
+    libpq_uri = base_uri.replace("postgresql+psycopg2://", "postgresql://")
+    connection = psycopg2.connect(libpq_uri)
+    connection.autocommit = True
+    with connection.cursor() as cursor:
+        cursor.execute(f'CREATE DATABASE "{name}"')
+    connection.close()
+    # SQLAlchemy 2.1 defaults to psycopg 3; the `postgres` extra installs psycopg2.
+    return libpq_uri.replace("postgresql://", "postgresql+psycopg2://").rsplit("/", 1)[0] + "/" + name
 
 
 @pytest.fixture(scope="session")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    """A real MLflow server on 127.0.0.1 with a SQLite backend, for the whole session."""
+def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """A real MLflow server on 127.0.0.1 (SQLite, or PostgreSQL when asked), for the whole session."""
     from registry import localserver
 
-    home = tmp_path_factory.mktemp("mlflow-server")
+    backend = getattr(request, "param", "sqlite")
+    home = tmp_path_factory.mktemp(f"mlflow-{backend}")
+    backend_uri = fresh_postgres_database(os.environ[POSTGRES_ENV]) if backend == "postgres" else None
     port = free_port()
     settings = load_settings(
         {"MLFLOW_PORT": str(port), "REGISTRY_HOME": str(home), "REGISTRY_ACTOR": "tester"}, env_file=None
     )
-    localserver.start(settings)
+    localserver.start(settings, backend_uri)
     try:
-        yield Server(settings.tracking_uri, settings)
+        yield Server(settings.tracking_uri, settings, backend)
     finally:
         localserver.stop(settings)
 

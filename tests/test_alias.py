@@ -8,6 +8,8 @@ import pytest
 
 from tests.conftest import aliases, history
 
+pytestmark = pytest.mark.postgres
+
 
 def test_alias_is_set_moved_and_deleted_with_one_ledger_event_each(
     cli: Any, client: Any, model: str, make_versions: Any

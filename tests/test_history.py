@@ -5,7 +5,11 @@ from __future__ import annotations
 import re
 from typing import Any
 
+import pytest
+
 from tests.conftest import history
+
+pytestmark = pytest.mark.postgres
 
 
 def test_first_use_records_a_baseline_of_what_the_registry_already_holds(

@@ -16,6 +16,8 @@ import pytest
 
 from tests.conftest import aliases, history, stages
 
+pytestmark = pytest.mark.postgres
+
 CLIENTS = 8
 CONTEXT = multiprocessing.get_context("forkserver")
 CONTEXT.set_forkserver_preload(["mlflow", "mlflow.tracking", "registry.cli", "registry.client"])

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from tests.conftest import aliases, history, stages
+
+pytestmark = pytest.mark.postgres
 
 
 def promote(cli: Any, model: str, *numbers: int) -> None:

@@ -6,8 +6,12 @@ import json
 import re
 from typing import Any
 
+import pytest
+
 from registry.client import Registry
 from registry.versions import list_versions
+
+pytestmark = pytest.mark.postgres
 
 
 def test_versions_table_shows_stage_aliases_and_accuracy_newest_first(
