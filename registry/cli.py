@@ -12,8 +12,9 @@ from typing import Any
 
 from registry import validate
 from registry.config import Settings, load_settings, redact, with_tracking_uri
-from registry.errors import BadInput, RegistryError
+from registry.errors import BadInput, Refused, RegistryError
 from registry.ledger import Change
+from registry.plan import Plan
 
 Handler = Callable[[argparse.Namespace, Settings], int]
 
@@ -73,6 +74,16 @@ def build_parser() -> argparse.ArgumentParser:
     def reason(sub: argparse.ArgumentParser) -> None:
         sub.add_argument("--reason", default="", type=validate.reason, help="why, kept in the ledger")
 
+    def guarded(sub: argparse.ArgumentParser) -> None:
+        sub.add_argument(
+            "--force", action="store_true", help="override failed gates or alias protection (needs --reason)"
+        )
+        sub.add_argument(
+            "--dry-run",
+            action="store_true",
+            help="print the plan and the gates, change nothing (exit 5 if refused)",
+        )
+
     sub = command("train", _train, "train Iris LogisticRegression and register a new version")
     sub.add_argument("--c-param", type=float, default=1.0, help="inverse regularisation C (1.0)")
     sub.add_argument("--max-iter", type=int, default=200, help="solver iterations (200)")
@@ -95,6 +106,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--no-archive", action="store_true", help="keep the current Staging versions (Staging only)"
     )
     reason(sub)
+    guarded(sub)
 
     sub = command("alias", _alias, "point an alias at a version, or delete it")
     sub.add_argument("--name", required=True, type=validate.alias, help="alias name, such as champion")
@@ -102,6 +114,7 @@ def build_parser() -> argparse.ArgumentParser:
     target.add_argument("--version", type=validate.version_number, help="version to point at")
     target.add_argument("--delete", action="store_true", help="remove the alias")
     reason(sub)
+    guarded(sub)
 
     sub = command("rollback", _rollback, "make an earlier version Production again")
     sub.add_argument(
@@ -109,6 +122,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub.add_argument("--alias", type=validate.alias, help="production alias to move (PROD_ALIAS)")
     reason(sub)
+    guarded(sub)
 
     sub = command("history", _history, "the ledger of changes, oldest first")
     shape = sub.add_mutually_exclusive_group()
@@ -186,11 +200,18 @@ def _stage(args: argparse.Namespace, settings: Settings) -> int:
     from registry.promote import stage
 
     model = _model(args, settings)
-    changes = stage(
-        _registry(settings), model, args.version, args.stage, args.alias, not args.no_archive, args.reason
+    plan = stage(
+        _registry(settings),
+        model,
+        args.version,
+        args.stage,
+        args.alias,
+        not args.no_archive,
+        args.reason,
+        args.force,
+        args.dry_run,
     )
-    _report(changes, f"version {args.version} of {model} is already in {args.stage}")
-    return 0
+    return _report(plan, f"version {args.version} of {model} is already in {args.stage}", args.dry_run)
 
 
 def _alias(args: argparse.Namespace, settings: Settings) -> int:
@@ -199,11 +220,12 @@ def _alias(args: argparse.Namespace, settings: Settings) -> int:
     model = _model(args, settings)
     registry = _registry(settings)
     if args.delete:
-        changes = delete_alias(registry, model, args.name, args.reason)
+        plan = delete_alias(registry, model, args.name, args.reason, args.force, args.dry_run)
     else:
-        changes = set_alias(registry, model, args.name, args.version, args.reason)
-    _report(changes, f"alias {args.name} of {model} already points at version {args.version}")
-    return 0
+        plan = set_alias(registry, model, args.name, args.version, args.reason, args.force, args.dry_run)
+    return _report(
+        plan, f"alias {args.name} of {model} already points at version {args.version}", args.dry_run
+    )
 
 
 def _rollback(args: argparse.Namespace, settings: Settings) -> int:
@@ -211,9 +233,9 @@ def _rollback(args: argparse.Namespace, settings: Settings) -> int:
 
     model = _model(args, settings)
     alias = args.alias or validate.alias(settings.prod_alias)
-    done = rollback(_registry(settings), model, args.to, alias, args.reason)
-    _report(done.changes, f"version {done.target} of {model} is already in Production; nothing to roll back")
-    return 0
+    done = rollback(_registry(settings), model, args.to, alias, args.reason, args.force, args.dry_run)
+    nothing = f"version {done.target} of {model} is already in Production; nothing to roll back"
+    return _report(done.plan, nothing, args.dry_run)
 
 
 def _history(args: argparse.Namespace, settings: Settings) -> int:
@@ -278,11 +300,23 @@ def _down(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def _report(changes: list[Change], nothing: str) -> None:
-    if not changes:
+def _report(plan: Plan, nothing: str, dry_run: bool) -> int:
+    """Print the changes (a dry run: the plan and every check); exit 5 when a dry run is refused."""
+    if not plan.changes:
         print(f"Nothing to change: {nothing}.")
-    for change in changes:
-        print(describe(change))
+    prefix = "would change " if dry_run else ""
+    for change in plan.changes:
+        print(prefix + describe(change))
+    for check in plan.checks:
+        if dry_run or not check.passed:  # a failed check on a real change was forced
+            verdict = "pass" if check.passed else ("FORCED" if not dry_run else "FAIL")
+            print(f"{check.gate} gate: {verdict}: {check.detail}")
+    if dry_run and plan.refusal:
+        _fail(plan.refusal)
+        return Refused.exit_code
+    if dry_run:
+        print("Dry run: nothing was changed.")
+    return 0
 
 
 def describe(change: Change) -> str:

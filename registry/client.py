@@ -91,6 +91,11 @@ def _translate(settings: Settings, subject: str, code: str, message: str) -> Reg
     return RegistryError(f"the server failed on {subject}: {first_line}")
 
 
+def _first_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else type(exc).__name__
+
+
 def _network_reason(message: str, settings: Settings) -> str:
     lowered = message.lower()
     if "refused" in lowered:
@@ -285,6 +290,31 @@ class Registry:
                 filter_string=" AND ".join(clauses), max_results=10_000
             )
         return [_version(mv) for mv in found]
+
+    def load_model(self, model: str, number: int) -> Any:
+        """The pyfunc model of version `number`; Refused naming why it cannot be loaded."""
+        import mlflow.pyfunc
+        from mlflow.exceptions import MlflowException
+
+        subject = f"version {number} of model {model!r}"
+        try:
+            return mlflow.pyfunc.load_model(f"models:/{model}/{number}")
+        except MlflowException as exc:
+            error = _translate(self.settings, subject, exc.error_code, str(exc))
+            if isinstance(error, (Unreachable, NotFound)):
+                raise error from None
+            raise Refused(f"{subject} cannot be loaded: {_first_line(exc)}") from None
+        except Exception as exc:  # a model's own code and pickles can raise anything
+            raise Refused(f"{subject} cannot be loaded: {_first_line(exc)}") from None
+
+    def input_example(self, model: str, number: int) -> Any:
+        """The input example stored with version `number` (reads MLmodel only), or None."""
+        from mlflow.models import Model
+
+        try:
+            return Model.load(f"models:/{model}/{number}").load_input_example()
+        except Exception:  # no artifacts, no example, unreadable: there is nothing to compare
+            return None
 
     def set_version_tag(self, model: str, number: int, key: str, value: str) -> None:
         with self.errors(f"version {number} of model {model!r}"):

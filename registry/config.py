@@ -19,6 +19,7 @@ from dotenv import dotenv_values
 from registry.errors import BadInput
 
 RUNNERS = ("local", "compose")
+DIRECTIONS = ("higher", "lower")
 Num = TypeVar("Num", int, float)
 
 
@@ -55,6 +56,16 @@ class Settings:
     lock_lease: float = 60.0
     # Who the ledger names as the actor; default MLFLOW_TRACKING_USERNAME, else the OS user.
     actor: str = ""
+    # Gate before Production: the version tag compared with the Production version's (higher or
+    # lower is better) and how much worse it may be: 0 means never worse than the champion.
+    gate_metric: str = "accuracy"
+    gate_direction: str = "higher"
+    gate_tolerance: float = 0.0
+    # Keep PROD_ALIAS on the Production version and STAGING_ALIAS on the Staging version.
+    mirror_stage_aliases: bool = False
+    staging_alias: str = "staging"
+    # Aliases that move only by gated promotion, rollback or --force --reason (comma-separated).
+    protected_aliases: tuple[str, ...] = ("prod",)
     # Credentials for a server with authentication (also taken from a user:password@ URI).
     username: str = ""
     password: str = dataclasses.field(default="", repr=False)
@@ -93,6 +104,12 @@ def load_settings(environ: Mapping[str, str] | None = None, env_file: str | Path
         lock=_flag(values, "REGISTRY_LOCK", True),
         lock_timeout=_number(values, "LOCK_TIMEOUT", 30.0, minimum=0),
         lock_lease=_number(values, "LOCK_LEASE", 60.0, minimum=1),
+        gate_metric=text("GATE_METRIC", "accuracy"),
+        gate_direction=_choice(values, "GATE_DIRECTION", DIRECTIONS),
+        gate_tolerance=_number(values, "GATE_TOLERANCE", 0.0, minimum=0),
+        mirror_stage_aliases=_flag(values, "MIRROR_STAGE_ALIASES", False),
+        staging_alias=text("STAGING_ALIAS", "staging"),
+        protected_aliases=tuple(a.strip() for a in text("PROTECTED_ALIASES", "prod").split(",") if a.strip()),
         actor=text("REGISTRY_ACTOR", username or _os_user()),
         username=username,
         password=text("MLFLOW_TRACKING_PASSWORD", password),
@@ -165,6 +182,14 @@ def _flag(values: Mapping[str, str], key: str, default: bool) -> bool:
     if raw in ("0", "false", "no", "off"):
         return False
     raise BadInput(f"{key}={raw!r} is not true or false; fix it in .env or the environment")
+
+
+def _choice(values: Mapping[str, str], key: str, choices: tuple[str, ...]) -> str:
+    """`values[key]` lower-cased, one of `choices` (default: the first)."""
+    raw = values.get(key, "").strip().lower() or choices[0]
+    if raw not in choices:
+        raise BadInput(f"{key}={raw!r} is unknown; use one of: {', '.join(choices)}")
+    return raw
 
 
 def _os_user() -> str:

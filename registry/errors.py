@@ -35,3 +35,9 @@ class Refused(RegistryError):
     """The request is valid but a policy of this tool forbids it."""
 
     exit_code = 5
+
+
+class Drift(RegistryError):
+    """`doctor` found the registry in a state this tool would never leave it in."""
+
+    exit_code = 6

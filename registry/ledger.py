@@ -89,8 +89,8 @@ def baseline(registry: Registry, model: str) -> list[Change]:
     return changes or [Change("baseline", None)]
 
 
-def record(registry: Registry, model: str, changes: list[Change], reason: str) -> None:
-    """Append one event per change, in order."""
+def record(registry: Registry, model: str, changes: list[Change], reason: str, result: str = "ok") -> None:
+    """Append one event per change, in order; `result` is ok, forced, refused or repair."""
     for change in changes:
         tags = {
             EVENT_ID_TAG: uuid.uuid4().hex,
@@ -102,7 +102,7 @@ def record(registry: Registry, model: str, changes: list[Change], reason: str) -
             "to": change.to or "",
             "alias": change.alias or "",
             "reason": reason,
-            "result": "ok",
+            "result": result,
         }
         registry.add_version(ledger_name(model), EVENT_SOURCE, tags)
 

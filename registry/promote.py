@@ -1,11 +1,13 @@
-"""Stage transitions and alias moves, each change recorded in the ledger."""
+"""Stage transitions and alias moves, gated and checked (see plan.py), each change recorded in the ledger."""
 
 from __future__ import annotations
 
-from registry import ledger, lock
+from registry import gates, ledger
 from registry.client import Registry, Version
 from registry.errors import NotFound, Refused
+from registry.gates import failures
 from registry.ledger import Change
+from registry.plan import Plan, alias_changes, guarded, mirrored, protection, require_reason
 
 # MLflow archives the holders of the target stage only for these (for others it answers 500).
 ARCHIVING_STAGES = ("Staging", "Production")
@@ -19,46 +21,76 @@ def stage(
     alias: str | None = None,
     archive: bool = True,
     reason: str = "",
-) -> list[Change]:
-    """Move version `number` into `target`, archiving the current holders; [] when nothing moved."""
+    force: bool = False,
+    dry_run: bool = False,
+) -> Plan:
+    """Move version `number` into `target`, archiving the current holders; gated for Production.
+
+    The plan's changes are empty when nothing moved; with `dry_run` nothing is written at all.
+    """
+    require_reason(force, reason)
     if not archive and target == "Production":
         raise Refused("--no-archive is refused for Production: two Production versions are never wanted")
-    with lock.exclusive(registry, model, f"stage {number} {target}"):
+    candidate = gates.Candidate(registry, model, number)
+    if target == "Production" and registry.get_version(model, number).stage != target:
+        candidate.load_check()  # before the lock: loading takes seconds and needs no lock
+    with guarded(registry, model, f"stage {number} {target}", dry_run):
         version = ready_version(registry, model, number)
         holders = registry.in_stage(model, target) if archive and target in ARCHIVING_STAGES else []
         changes = stage_moves(version, target, holders)
+        checks = [] if target == "Production" else protection(registry, alias)
+        if changes and target == "Production":
+            champion = max((n for n in holders if n != number), default=None)
+            checks += gates.check(registry, candidate, version, champion, metric=True)
+        wanted = mirrored(registry, model, version, target)
         if alias is not None:
-            changes += alias_move(registry, model, alias, number)
-        if changes:
-            ledger.ensure(registry, model)
-            apply_changes(registry, model, changes, archive)
-            ledger.record(registry, model, changes, reason)
-    return changes
+            wanted[alias] = number
+        if wanted:
+            changes += alias_changes(registry.aliases(model), wanted)
+        plan = Plan(changes, checks)
+        if not dry_run:
+            attempt = Change("refused", number, from_=version.stage, to=target, alias=alias)
+            carry_out(registry, model, plan, attempt, reason, force, archive)
+    return plan
 
 
-def set_alias(registry: Registry, model: str, alias: str, number: int, reason: str = "") -> list[Change]:
-    """Point `alias` at version `number`; [] when it already points there."""
-    with lock.exclusive(registry, model, f"alias {alias} {number}"):
+def set_alias(
+    registry: Registry,
+    model: str,
+    alias: str,
+    number: int,
+    reason: str = "",
+    force: bool = False,
+    dry_run: bool = False,
+) -> Plan:
+    """Point `alias` at version `number` (refused for a protected alias); no changes when it is there."""
+    require_reason(force, reason)
+    with guarded(registry, model, f"alias {alias} {number}", dry_run):
         registry.get_version(model, number)
-        changes = alias_move(registry, model, alias, number)
-        if changes:
-            ledger.ensure(registry, model)
-            registry.set_alias(model, alias, number)
-            ledger.record(registry, model, changes, reason)
-    return changes
+        current = registry.aliases(model)
+        plan = Plan(alias_changes(current, {alias: number}), protection(registry, alias))
+        if not dry_run:
+            before = current.get(alias)
+            before_text = None if before is None else str(before)
+            attempt = Change("refused", number, from_=before_text, to=str(number), alias=alias)
+            carry_out(registry, model, plan, attempt, reason, force)
+    return plan
 
 
-def delete_alias(registry: Registry, model: str, alias: str, reason: str = "") -> list[Change]:
-    """Remove `alias`; NotFound when it is not set."""
-    with lock.exclusive(registry, model, f"alias {alias} --delete"):
+def delete_alias(
+    registry: Registry, model: str, alias: str, reason: str = "", force: bool = False, dry_run: bool = False
+) -> Plan:
+    """Remove `alias` (refused for a protected alias); NotFound when it is not set."""
+    require_reason(force, reason)
+    with guarded(registry, model, f"alias {alias} --delete", dry_run):
         current = registry.aliases(model).get(alias)
         if current is None:
             raise NotFound(f"alias {alias!r} of model {model!r} is not set; see `versions`")
-        ledger.ensure(registry, model)
-        registry.delete_alias(model, alias)
-        changes = [Change("alias-delete", current, from_=str(current), alias=alias)]
-        ledger.record(registry, model, changes, reason)
-    return changes
+        plan = Plan(alias_changes({alias: current}, {alias: None}), protection(registry, alias))
+        if not dry_run:
+            attempt = Change("refused", current, from_=str(current), alias=alias)
+            carry_out(registry, model, plan, attempt, reason, force)
+    return plan
 
 
 def ready_version(registry: Registry, model: str, number: int) -> Version:
@@ -82,13 +114,31 @@ def stage_moves(version: Version, target: str, holders: list[int], action: str =
     return changes
 
 
-def alias_move(registry: Registry, model: str, alias: str, number: int) -> list[Change]:
-    current = registry.aliases(model).get(alias)
-    if current == number:
-        return []
-    return [
-        Change("alias", number, from_=None if current is None else str(current), to=str(number), alias=alias)
-    ]
+def carry_out(
+    registry: Registry,
+    model: str,
+    plan: Plan,
+    attempt: Change,
+    reason: str,
+    force: bool,
+    archive: bool = True,
+) -> None:
+    """Apply `plan` and record it, or record `attempt` as refused and raise Refused."""
+    refused = plan.refusal
+    if refused and not force:
+        ledger.ensure(registry, model)
+        why = f"{refused} (reason given: {reason})" if reason else refused
+        ledger.record(registry, model, [attempt], why, result="refused")
+        raise Refused(refused)
+    if not plan.changes:
+        return
+    ledger.ensure(registry, model)
+    apply_changes(registry, model, plan.changes, archive)
+    if refused:
+        forced_past = f"{reason} (forced past {failures(plan.checks)})"
+        ledger.record(registry, model, plan.changes, forced_past, result="forced")
+    else:
+        ledger.record(registry, model, plan.changes, reason)
 
 
 def apply_changes(registry: Registry, model: str, changes: list[Change], archive: bool) -> None:
@@ -100,3 +150,5 @@ def apply_changes(registry: Registry, model: str, changes: list[Change], archive
             )
         elif change.action == "alias" and change.alias and change.version:
             registry.set_alias(model, change.alias, change.version)
+        elif change.action == "alias-delete" and change.alias:
+            registry.delete_alias(model, change.alias)

@@ -5,25 +5,42 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 
-from registry import ledger, lock
+from registry import gates, ledger
 from registry.client import Registry
 from registry.errors import NotFound
 from registry.ledger import Change, Event
-from registry.promote import alias_move, apply_changes, ready_version, stage_moves
+from registry.plan import Plan, alias_changes, guarded, mirrored, require_reason
+from registry.promote import carry_out, ready_version, stage_moves
 
-PRODUCTION_ACTIONS = ("baseline", "stage", "rollback")
+PRODUCTION_ACTIONS = ("baseline", "stage", "rollback", "observed")
 
 
 @dataclasses.dataclass(frozen=True)
 class Rollback:
     target: int
     current: int | None
-    changes: list[Change]
+    plan: Plan
 
 
-def rollback(registry: Registry, model: str, to: int | None, alias: str, reason: str = "") -> Rollback:
-    """Make `to` (default: the previous Production holder) Production and point `alias` at it."""
-    with lock.exclusive(registry, model, "rollback" if to is None else f"rollback --to {to}"):
+def rollback(
+    registry: Registry,
+    model: str,
+    to: int | None,
+    alias: str,
+    reason: str = "",
+    force: bool = False,
+    dry_run: bool = False,
+) -> Rollback:
+    """Make `to` (default: the previous Production holder) Production and point `alias` at it.
+
+    Gated like a promotion, without the metric gate: a rollback may well go to a worse model.
+    """
+    require_reason(force, reason)
+    candidates: dict[int, gates.Candidate] = {}
+    if to is not None:  # load before the lock: it takes seconds
+        candidates[to] = gates.Candidate(registry, model, to)
+        candidates[to].load_check()
+    with guarded(registry, model, "rollback" if to is None else f"rollback --to {to}", dry_run):
         holders = registry.in_stage(model, "Production")
         current = max(holders) if holders else None
         if to is None:
@@ -32,13 +49,17 @@ def rollback(registry: Registry, model: str, to: int | None, alias: str, reason:
             )
         version = ready_version(registry, model, to)
         if to == current:
-            return Rollback(to, current, [])
+            return Rollback(to, current, Plan([], []))
         changes = stage_moves(version, "Production", holders, action="rollback")
-        changes += alias_move(registry, model, alias, to)
-        ledger.ensure(registry, model)
-        apply_changes(registry, model, changes, archive=True)
-        ledger.record(registry, model, changes, reason)
-    return Rollback(to, current, changes)
+        candidate = candidates.get(to) or gates.Candidate(registry, model, to)
+        checks = gates.check(registry, candidate, version, current, metric=False)
+        wanted = {**mirrored(registry, model, version, "Production"), alias: to}
+        changes += alias_changes(registry.aliases(model), wanted)
+        plan = Plan(changes, checks)
+        if not dry_run:
+            attempt = Change("refused", to, from_=version.stage, to="Production", alias=alias)
+            carry_out(registry, model, plan, attempt, reason, force)
+    return Rollback(to, current, plan)
 
 
 def previous_production(events: list[Event], current: int | None, exists: Callable[[int], bool]) -> int:

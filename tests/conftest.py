@@ -166,16 +166,45 @@ def trained(cli: Any, model: str) -> Any:
     return train
 
 
+@pytest.fixture(scope="session")
+def model_source(server: Server) -> tuple[str, str]:
+    """One small real Iris model logged once per server: (source URI, model id) for `make_versions`."""
+    import mlflow
+    from mlflow.models import infer_signature
+    from sklearn.datasets import load_iris
+    from sklearn.linear_model import LogisticRegression
+
+    from registry.train import pip_requirements
+
+    features, target = load_iris(return_X_y=True, as_frame=True)
+    classifier = LogisticRegression(max_iter=200).fit(features, target)
+    mlflow.set_tracking_uri(server.url)
+    with mlflow.start_run():
+        info = mlflow.sklearn.log_model(
+            classifier,
+            name="model",
+            signature=infer_signature(features, classifier.predict(features)),
+            input_example=features.head(5),
+            pip_requirements=pip_requirements(),
+        )
+    return info.model_uri, info.model_id
+
+
 @pytest.fixture
-def make_versions(client: Any, model: str) -> Any:
-    """Create `count` READY versions of `model` directly (no training: fast, no artifacts)."""
+def make_versions(client: Any, model: str, model_source: tuple[str, str]) -> Any:
+    """Create `count` READY versions of `model` directly: no training, all sharing one logged model,
+    so they load and pass the Production gates."""
+    source, model_id = model_source
 
     def make(count: int) -> list[int]:
         from mlflow.exceptions import MlflowException
 
         with contextlib.suppress(MlflowException):
             client.create_registered_model(model)
-        return [int(client.create_model_version(model, "fake:/model").version) for _ in range(count)]
+        return [
+            int(client.create_model_version(model, source, model_id=model_id, await_creation_for=0).version)
+            for _ in range(count)
+        ]
 
     return make
 
