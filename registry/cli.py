@@ -12,9 +12,10 @@ from typing import Any
 
 from registry import validate
 from registry.config import Settings, load_settings, redact, with_tracking_uri
-from registry.errors import BadInput, Refused, RegistryError
+from registry.errors import BadInput, Drift, Refused, RegistryError
 from registry.ledger import Change
 from registry.plan import Plan
+from registry.timetravel import Snapshot, moment
 
 Handler = Callable[[argparse.Namespace, Settings], int]
 
@@ -130,6 +131,15 @@ def build_parser() -> argparse.ArgumentParser:
     shape.add_argument(
         "--plot", metavar="FILE", help="draw the timeline of stages and aliases as PNG (- for stdout)"
     )
+    when = sub.add_mutually_exclusive_group()
+    when.add_argument(
+        "--at", type=moment, help="stage holders and aliases at this UTC time, 2026-11-30T12:00:00Z"
+    )
+    when.add_argument("--version", type=validate.version_number, help="only the life of this version")
+
+    sub = command("doctor", _doctor, "find drift between registry, rules and ledger (exit 6)")
+    sub.add_argument("--fix", action="store_true", help="repair what is safe, each repair kept in the ledger")
+    sub.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
     sub = command("predict", _predict, "load a version by URI and predict on its input example")
     source = sub.add_mutually_exclusive_group(required=True)
@@ -242,9 +252,14 @@ def _history(args: argparse.Namespace, settings: Settings) -> int:
     from tabulate import tabulate
 
     from registry.ledger import events
+    from registry.timetravel import life, replay
 
     model = _model(args, settings)
     found = events(_registry(settings), model)
+    if args.at:
+        return _snapshot(replay(found, args.at), args.json)
+    if args.version:
+        found = life(found, args.version)
     if args.plot == "-":
         from registry.timeline import render
 
@@ -262,6 +277,43 @@ def _history(args: argparse.Namespace, settings: Settings) -> int:
         keys = ["seq", "time", "actor", "action", "version", "from", "to", "alias", "reason"]
         rows = [[event.as_json()[key] or "" for key in keys] for event in found]
         print(tabulate(rows, headers=keys, disable_numparse=True))
+    return 0
+
+
+def _snapshot(snapshot: Snapshot, as_json: bool) -> int:
+    if as_json:
+        print(json.dumps(snapshot.as_json(), indent=2))
+        return 0
+    print(f"At {snapshot.at} (after ledger event {snapshot.last_seq or 'none'}):")
+    for stage, numbers in snapshot.stages.items():
+        print(f"  {stage}: {', '.join(map(str, numbers)) or '(none)'}")
+    for alias, number in snapshot.aliases.items():
+        print(f"  alias {alias}: version {number}")
+    return 0
+
+
+def _doctor(args: argparse.Namespace, settings: Settings) -> int:
+    from tabulate import tabulate
+
+    from registry.doctor import doctor
+
+    model = _model(args, settings)
+    report = doctor(_registry(settings), model, args.fix)
+    if args.json:
+        print(json.dumps([finding.as_json() for finding in report.findings], indent=2))
+    else:
+        for change in report.repaired:
+            print(f"repaired: {describe(change)}")
+        if report.findings:
+            rows = [
+                [f.check, f.subject, f.detail, "yes" if f.repair else "no: needs a person"]
+                for f in report.findings
+            ]
+            print(tabulate(rows, headers=["check", "subject", "problem", "--fix"], disable_numparse=True))
+    if report.findings:
+        _fail(f"{len(report.findings)} problem(s) in {model}" + ("" if args.fix else "; see `doctor --fix`"))
+        return Drift.exit_code
+    print(f"{model}: all mended." if report.repaired else f"{model}: no drift found.")
     return 0
 
 
@@ -326,6 +378,8 @@ def describe(change: Change) -> str:
         return f"alias {change.alias}: {before} -> version {change.version}"
     if change.action == "alias-delete":
         return f"alias {change.alias}: version {change.version} -> (deleted)"
+    if change.action == "observed":
+        return f"{change.alias or 'version ' + str(change.version)}: recorded {change.from_} -> {change.to}"
     return f"version {change.version}: {change.from_} -> {change.to}" + (
         " (replaced)" if change.action == "archive" else ""
     )
