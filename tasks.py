@@ -24,6 +24,8 @@ from registry.errors import RegistryError, Unreachable
 PYTHON = shlex.quote(sys.executable)
 MODEL_HELP = "registered model (default MODEL_NAME from .env, iris_clf)"
 REASON_HELP = "why: kept in the ledger"
+FORCE_HELP = "override failed gates or alias protection (needs --reason, kept in the ledger)"
+DRY_RUN_HELP = "print the plan and the gates, change nothing (exits 5 when a gate would refuse)"
 # The Compose CLIs tried, in this order: the v2 plugin, then the v1 script (Debian's docker-compose).
 COMPOSE_CLIS = ("docker compose", "docker-compose")
 ENGINE_HINT = 'start Docker (here without Docker: eval "$(../shared/container-engine/up.sh)")'
@@ -209,13 +211,25 @@ def versions(c, json=False, stage=None, alias=None, limit=None, model=None):
         "alias": "also point this alias at the version",
         "no_archive": "keep the versions already in Staging (refused for Production)",
         "reason": REASON_HELP,
+        "force": FORCE_HELP,
+        "dry_run": DRY_RUN_HELP,
         "model": MODEL_HELP,
     }
 )
-def stage(c, version, stage, alias=None, no_archive=False, reason=None, model=None):
-    """Move a version to a stage, archiving the version it replaces."""
+def stage(
+    c, version, stage, alias=None, no_archive=False, reason=None, force=False, dry_run=False, model=None
+):
+    """Move a version to a stage, archiving the version it replaces (gated for Production)."""
     words = arguments(
-        "stage", version=version, stage=stage, alias=alias, no_archive=no_archive, reason=reason, model=model
+        "stage",
+        version=version,
+        stage=stage,
+        alias=alias,
+        no_archive=no_archive,
+        reason=reason,
+        force=force,
+        dry_run=dry_run,
+        model=model,
     )
     run_registry(c, words)
 
@@ -226,12 +240,24 @@ def stage(c, version, stage, alias=None, no_archive=False, reason=None, model=No
         "version": "version the alias should point at",
         "delete": "remove the alias instead",
         "reason": REASON_HELP,
+        "force": FORCE_HELP,
+        "dry_run": DRY_RUN_HELP,
         "model": MODEL_HELP,
     }
 )
-def alias(c, name, version=None, delete=False, reason=None, model=None):
-    """Point an alias at a version, or delete it."""
-    run_registry(c, arguments("alias", name=name, version=version, delete=delete, reason=reason, model=model))
+def alias(c, name, version=None, delete=False, reason=None, force=False, dry_run=False, model=None):
+    """Point an alias at a version, or delete it (protected aliases need --force)."""
+    words = arguments(
+        "alias",
+        name=name,
+        version=version,
+        delete=delete,
+        reason=reason,
+        force=force,
+        dry_run=dry_run,
+        model=model,
+    )
+    run_registry(c, words)
 
 
 @task(
@@ -239,18 +265,41 @@ def alias(c, name, version=None, delete=False, reason=None, model=None):
         "to": "version to make Production again (default: the previous Production version)",
         "alias": "production alias to move along (default PROD_ALIAS, prod)",
         "reason": REASON_HELP,
+        "force": FORCE_HELP,
+        "dry_run": DRY_RUN_HELP,
         "model": MODEL_HELP,
     }
 )
-def rollback(c, to=None, alias=None, reason=None, model=None):
-    """Make an earlier version Production again, like `cd -` without --to."""
-    run_registry(c, arguments("rollback", to=to, alias=alias, reason=reason, model=model))
+def rollback(c, to=None, alias=None, reason=None, force=False, dry_run=False, model=None):
+    """Make an earlier version Production again, like `cd -` without --to (gated)."""
+    run_registry(
+        c, arguments("rollback", to=to, alias=alias, reason=reason, force=force, dry_run=dry_run, model=model)
+    )
 
 
-@task(help={"json": "print JSON instead of a table", "model": MODEL_HELP})
-def history(c, json=False, model=None):
-    """Show the ledger: every change made through this tool, oldest first."""
-    run_registry(c, arguments("history", json=json, model=model))
+@task(
+    help={
+        "json": "print JSON instead of a table",
+        "at": "stage holders and aliases at this UTC time, such as 2026-11-30T12:00:00Z",
+        "version": "only the life of this version",
+        "model": MODEL_HELP,
+    }
+)
+def history(c, json=False, at=None, version=None, model=None):
+    """Show the ledger: every change made through this tool, oldest first, or the state at a time."""
+    run_registry(c, arguments("history", json=json, at=at, version=version, model=model))
+
+
+@task(
+    help={
+        "fix": "repair what is safe; each repair is kept in the ledger",
+        "json": "print JSON instead of a table",
+        "model": MODEL_HELP,
+    }
+)
+def doctor(c, fix=False, json=False, model=None):
+    """Find drift between the registry, the tool's rules and the ledger (exit 6 when found)."""
+    run_registry(c, arguments("doctor", fix=fix, json=json, model=model))
 
 
 @task(help={"file": "PNG file to write on this machine (default timeline.png)", "model": MODEL_HELP})
