@@ -376,6 +376,21 @@ def test(c, args=""):
     c.run(f"{PYTHON} -m pytest {args}".strip())
 
 
+@task(
+    help={
+        "quick": "smaller sizes and fewer repeats (a few minutes)",
+        "sections": "only these, comma-separated: startup,versions,mutations,history,train,workers",
+        "out": "also write the tables to this Markdown file",
+    }
+)
+def bench(c, quick=False, sections=None, out=None):
+    """Benchmark the commands against a local MLflow server (bench/run.py) and print the tables."""
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parent / "bench" / "run.py"
+    c.run(f"{PYTHON} {_quoted(arguments(script, quick=quick, sections=sections, out=out))}")
+
+
 def _quoted(words: list[str]) -> str:
     return " ".join(shlex.quote(str(word)) for word in words)
 

@@ -1,0 +1,124 @@
+"""Start and stop a real local `mlflow server` for the benchmark (SQLite file or PostgreSQL database).
+
+The command line is the one `invoke up` uses (registry.localserver.server_command) with the backend
+store swapped when PostgreSQL is asked for. Only 127.0.0.1; every wait is bounded.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import time
+import uuid
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+START_TIMEOUT = 180.0
+STOP_TIMEOUT = 15.0
+# Nothing leaves this machine: MLflow's usage telemetry is switched off for every process we start.
+QUIET_ENV = {"MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "true"}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class MlflowServer:
+    """One `mlflow server` process group on 127.0.0.1; `backend` is a store URI (default SQLite)."""
+
+    def __init__(self, home: Path, workers: int, backend: str | None = None, port: int | None = None):
+        from registry.localserver import server_command
+
+        self.home = home
+        self.workers = workers
+        self.port = port or free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        home.mkdir(parents=True, exist_ok=True)
+        command = server_command(home, "127.0.0.1", self.port, workers)
+        if backend is not None:
+            command[command.index("--backend-store-uri") + 1] = backend
+        self.backend = command[command.index("--backend-store-uri") + 1]
+        self.command = command
+        self.process: subprocess.Popen[bytes] | None = None
+        self.log_path = home / f"server-{self.port}.log"
+
+    def start(self) -> MlflowServer:
+        with open(self.log_path, "ab") as log:
+            self.process = subprocess.Popen(
+                self.command,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+                env={**os.environ, **QUIET_ENV},
+            )
+        from registry.localserver import health_ok
+
+        deadline = time.monotonic() + START_TIMEOUT
+        while time.monotonic() < deadline:
+            if health_ok(self.url, timeout=1.0):
+                return self
+            if self.process.poll() is not None:
+                raise RuntimeError(f"mlflow server exited at start; see {self.log_path}")
+            time.sleep(0.3)
+        self.stop()
+        raise RuntimeError(f"mlflow server not healthy after {START_TIMEOUT:.0f} s; see {self.log_path}")
+
+    def stop(self) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        pid = self.process.pid
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pid, signal.SIGTERM)
+        try:
+            self.process.wait(timeout=STOP_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(pid, signal.SIGKILL)
+            self.process.wait(timeout=STOP_TIMEOUT)
+        # uvicorn workers are in the same process group; make sure none outlives the leader
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pid, signal.SIGKILL)
+
+    def __enter__(self) -> MlflowServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+class PostgresDatabase:
+    """A fresh database on the PostgreSQL server of `admin_uri` (on 127.0.0.1), dropped at exit."""
+
+    def __init__(self, admin_uri: str) -> None:
+        parts = urlsplit(admin_uri)
+        if parts.hostname not in ("127.0.0.1", "localhost"):
+            raise ValueError("the benchmark only uses a PostgreSQL server on 127.0.0.1")
+        self.admin_uri = admin_uri
+        self.name = f"registry_bench_{uuid.uuid4().hex[:8]}"
+        scheme = "postgresql"
+        self.uri = urlunsplit((scheme, parts.netloc, f"/{self.name}", "", ""))
+
+    def _execute(self, statement: str) -> None:
+        import psycopg2
+
+        conn = psycopg2.connect(self.admin_uri.replace("postgresql+psycopg2://", "postgresql://"))
+        try:
+            conn.autocommit = True
+            with conn.cursor() as cursor:
+                cursor.execute(statement)
+        finally:
+            conn.close()
+
+    def __enter__(self) -> PostgresDatabase:
+        self._execute(f'CREATE DATABASE "{self.name}"')
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        with contextlib.suppress(Exception):
+            self._execute(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')

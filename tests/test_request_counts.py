@@ -1,0 +1,96 @@
+"""HTTP requests per command, counted by a reverse proxy in front of the test server (no timings).
+
+The bounds are the counts measured when these tests were written (bench/run.py prints the same
+numbers with their breakdown); a change that adds requests to a command fails here.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from bench.proxy import CountingProxy
+from registry import ledger
+from registry.client import Registry
+from registry.config import with_tracking_uri
+from registry.promote import delete_alias, set_alias, stage
+from registry.versions import list_versions
+from tests.conftest import Server
+
+
+@pytest.fixture
+def proxy(server: Server) -> Iterator[CountingProxy]:
+    with CountingProxy(server.url) as counting:
+        yield counting
+
+
+def registry_via(proxy: CountingProxy, server: Server, **changes: Any) -> Registry:
+    settings = with_tracking_uri(server.settings, proxy.url)
+    return Registry(dataclasses.replace(settings, http_max_retries=0, **changes))
+
+
+def counted(proxy: CountingProxy, action: Any) -> int:
+    proxy.reset()
+    action()
+    return proxy.count()
+
+
+def test_versions_of_50_versions_with_aliases_is_at_most_3_requests(
+    server: Server, proxy: CountingProxy, client: Any, model: str, make_versions: Any
+) -> None:
+    make_versions(50)
+    client.set_registered_model_alias(model, "prod", "50")
+    client.set_registered_model_alias(model, "champion", "7")
+    registry = registry_via(proxy, server)
+    proxy.reset()
+    rows = list_versions(registry, model)
+    assert [r.version for r in rows] == list(range(50, 0, -1))
+    assert {r.version: r.aliases for r in rows if r.aliases} == {50: ["prod"], 7: ["champion"]}
+    assert proxy.count() <= 3, proxy.breakdown()
+    # one request per page of versions, plus one for all the aliases
+    assert counted(proxy, lambda: list_versions(registry, model, page_size=20)) == 1 + 3, proxy.breakdown()
+
+
+def test_history_costs_one_request_per_page_of_events(
+    server: Server, proxy: CountingProxy, model: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    registry = registry_via(proxy, server)
+    registry.create_model(ledger.ledger_name(model), description="", tags={})
+    ledger.record(registry, model, [ledger.Change("stage", n, "None", "Staging") for n in range(1, 26)], "")
+    monkeypatch.setattr(ledger, "PAGE_SIZE", 10)
+    assert counted(proxy, lambda: len(ledger.events(registry, model))) == 3, proxy.breakdown()
+
+
+# Requests measured with MLflow 3.17.2. MLflow's client adds a GET registered-models/get (its prompt
+# check) before every transition, alias set/delete, get_latest_versions and version tag set.
+# lock off: stage (archiving one holder) = get version, get model, get-latest-versions (2), ledger
+# create (400), transition (2), 2 ledger events; alias = get version, get model, ledger create (400),
+# set alias (2), 1 ledger event; delete = get model, ledger create (400), delete (2), 1 ledger event.
+# The lock adds: ticket, search for turn, release tag (2).
+STEADY = {
+    # lock: (stage to Staging archiving one, alias set new, alias move, alias delete)
+    True: (12, 10, 10, 9),
+    False: (8, 6, 6, 5),
+}
+FIRST_USE = {True: 17, False: 10}  # first change of a model: creates the ledger (and lock) models
+
+
+@pytest.mark.parametrize("lock", [True, False], ids=["lock-on", "lock-off"])
+def test_stage_and_alias_request_counts(
+    server: Server, proxy: CountingProxy, model: str, make_versions: Any, lock: bool
+) -> None:
+    make_versions(3)
+    registry = registry_via(proxy, server, lock=lock)
+    first = counted(proxy, lambda: stage(registry, model, 1, "Staging"))
+    assert first <= FIRST_USE[lock], proxy.breakdown()
+    staged = counted(proxy, lambda: stage(registry, model, 2, "Staging"))
+    aliased = counted(proxy, lambda: set_alias(registry, model, "champion", 2))
+    moved = counted(proxy, lambda: set_alias(registry, model, "champion", 1))
+    deleted = counted(proxy, lambda: delete_alias(registry, model, "champion"))
+    measured = (staged, aliased, moved, deleted)
+    assert all(m <= bound for m, bound in zip(measured, STEADY[lock], strict=True)), (measured, STEADY[lock])
+    events = ledger.events(registry, model)
+    assert [e.action for e in events][-5:] == ["stage", "archive", "alias", "alias", "alias-delete"]
