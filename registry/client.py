@@ -69,11 +69,6 @@ def mlflow_errors(settings: Settings, subject: str) -> Iterator[None]:
 def _translate(settings: Settings, subject: str, code: str, message: str) -> RegistryError:
     server = settings.tracking_uri
     first_line = message.strip().splitlines()[0] if message.strip() else code
-    if "API request to" in message and "failed with" in message:
-        return Unreachable(
-            f"cannot reach the MLflow server at {server} ({_network_reason(message, settings)}); "
-            "start it with `invoke up` or fix MLFLOW_TRACKING_URI"
-        )
     if code == "RESOURCE_DOES_NOT_EXIST":
         return NotFound(f"{subject} does not exist on {server}")
     if code == "UNAUTHENTICATED":
@@ -85,6 +80,11 @@ def _translate(settings: Settings, subject: str, code: str, message: str) -> Reg
         return PermissionDenied(
             f"permission denied by {server} for {subject} (403); "
             f"ask an admin to grant user {settings.username or '(anonymous)'} access"
+        )
+    if "API request to" in message and ("failed with exception" in message or "timeout exception" in message):
+        return Unreachable(
+            f"cannot reach the MLflow server at {server} ({_network_reason(message, settings)}); "
+            "start it with `invoke up` or fix MLFLOW_TRACKING_URI"
         )
     if code == "INVALID_PARAMETER_VALUE":
         return BadInput(f"the server rejected {subject}: {first_line}")
