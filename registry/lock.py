@@ -20,7 +20,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from registry.client import Registry, Version
-from registry.errors import NotFound, Refused
+from registry.errors import NotFound, PermissionDenied, Refused
 from registry.versions import utc_iso
 
 LOCK_SUFFIX = ".lock"
@@ -60,8 +60,10 @@ def _take_ticket(registry: Registry, model: str, owner: str, command: str) -> tu
     }
     try:
         ticket = registry.add_version(lock_name(model), TICKET_SOURCE, tags)
-    except NotFound:
-        registry.aliases(model)  # NotFound for an unknown model: leave no lock model behind
+    except (NotFound, PermissionDenied):
+        # A missing lock model answers 404, or 403 on a server with authentication (no one has
+        # permissions on it yet). Create it, unless the model itself is unknown.
+        registry.aliases(model)
         registry.create_model(
             lock_name(model),
             description=f"Lock tickets of model {model!r}, written by the registry tool. Do not edit.",
