@@ -31,6 +31,7 @@ def auth_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         f"database_uri = sqlite:///{home / 'auth.db'}\n"
         f"admin_username = admin\nadmin_password = {ADMIN_PASSWORD}\n"
         "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n"
+        "auth_cache_ttl_seconds = 60\n"  # skip re-hashing the password on every request
     )
     port = free_port()
     env = {
