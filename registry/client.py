@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import socket
+import sys
 import time
 import uuid
 import warnings
@@ -40,6 +41,11 @@ def configure_mlflow(settings: Settings) -> None:
     """Export the settings MLflow reads from the environment (retries, credentials, server)."""
     os.environ["MLFLOW_TRACKING_URI"] = settings.tracking_uri
     os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "ERROR")
+    # No usage reports leave the machine, and no wait for them at exit.
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    # MLflow's request headers probe for a Databricks notebook by importing IPython when it is
+    # installed (~0.5 s per command); a command-line process is never in a notebook.
+    sys.modules.setdefault("IPython", None)  # type: ignore[arg-type]
     os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] = str(settings.http_max_retries)
     os.environ["MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR"] = str(settings.http_backoff_factor)
     os.environ["MLFLOW_HTTP_REQUEST_TIMEOUT"] = str(settings.http_timeout)

@@ -56,6 +56,8 @@ class Settings:
     lock_lease: float = 60.0
     # Who the ledger names as the actor; default MLFLOW_TRACKING_USERNAME, else the OS user.
     actor: str = ""
+    # Run the gates (load, signature, metric) before a version becomes Production.
+    gates: bool = True
     # Gate before Production: the version tag compared with the Production version's (higher or
     # lower is better) and how much worse it may be: 0 means never worse than the champion.
     gate_metric: str = "accuracy"
@@ -104,6 +106,7 @@ def load_settings(environ: Mapping[str, str] | None = None, env_file: str | Path
         lock=_flag(values, "REGISTRY_LOCK", True),
         lock_timeout=_number(values, "LOCK_TIMEOUT", 30.0, minimum=0),
         lock_lease=_number(values, "LOCK_LEASE", 60.0, minimum=1),
+        gates=_flag(values, "REGISTRY_GATES", True),
         gate_metric=text("GATE_METRIC", "accuracy"),
         gate_direction=_choice(values, "GATE_DIRECTION", DIRECTIONS),
         gate_tolerance=_number(values, "GATE_TOLERANCE", 0.0, minimum=0),

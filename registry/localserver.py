@@ -63,6 +63,7 @@ def start(settings: Settings, backend_uri: str | None = None) -> str:
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             start_new_session=True,
+            env={**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true"},
         )
     (home / "server.pid").write_text(str(process.pid))
     deadline = time.monotonic() + START_TIMEOUT

@@ -35,11 +35,17 @@ def _client(barrier: Any, results: Any, argv: list[str], env: dict[str, str]) ->
     results.put((argv, code, errors.getvalue()))
 
 
-def race(env: dict[str, str], commands: list[list[str]], tmp_path: Any) -> list[tuple[list[str], int, str]]:
-    """Run `commands` at the same moment, one process each; returns (argv, exit code, stderr)."""
+def race(
+    env: dict[str, str], commands: list[list[str]], tmp_path: Any, gates: bool = False
+) -> list[tuple[list[str], int, str]]:
+    """Run `commands` at the same moment, one process each; returns (argv, exit code, stderr).
+
+    The Production gates load each candidate (seconds of CPU per client); they are off unless asked,
+    since these tests are about the lock, and `test_racing_gated_promotions...` runs them once.
+    """
     barrier = CONTEXT.Barrier(len(commands))
     results = CONTEXT.Queue()
-    child_env = {**env, "RACE_CWD": str(tmp_path)}
+    child_env = {**env, "RACE_CWD": str(tmp_path), "REGISTRY_GATES": str(gates).lower()}
     processes = [
         CONTEXT.Process(target=_client, args=(barrier, results, argv, child_env)) for argv in commands
     ]
@@ -55,16 +61,23 @@ def production(client: Any, model: str) -> list[int]:
     return [number for number, stage in stages(client, model).items() if stage == "Production"]
 
 
-@pytest.mark.parametrize("trial", range(20))
+@pytest.mark.parametrize(("trial", "gates"), [*((n, False) for n in range(20)), (20, True)])
 def test_racing_promotions_leave_exactly_one_production_version(
-    trial: int, env: dict[str, str], client: Any, model: str, make_versions: Any, cli: Any, tmp_path: Any
+    trial: int,
+    gates: bool,
+    env: dict[str, str],
+    client: Any,
+    model: str,
+    make_versions: Any,
+    cli: Any,
+    tmp_path: Any,
 ) -> None:
     numbers = make_versions(CLIENTS)
     commands = [
         ["stage", "--model", model, "--version", str(n), "--stage", "Production", "--alias", "prod"]
         for n in numbers
     ]
-    outcomes = race(env, commands, tmp_path)
+    outcomes = race(env, commands, tmp_path, gates)
     assert [code for _, code, _ in outcomes] == [0] * CLIENTS, outcomes
     held = production(client, model)
     assert len(held) == 1 and held[0] in numbers
