@@ -200,19 +200,13 @@ def set_aliases(url: str, model: str, count: int) -> dict[str, int]:
 
 
 def event_tags(i: int) -> dict[str, str]:
-    """The tags `registry.ledger.record` writes for one event."""
-    return {
-        "event_id": uuid.uuid4().hex,
-        "actor": "bench",
-        "action": ("stage", "archive", "alias")[i % 3],
-        "model": "bench_hist",
-        "version": str(i % 50 + 1),
-        "from": "Staging",
-        "to": "Production",
-        "alias": "prod" if i % 3 == 2 else "",
-        "reason": f"bench event {i}",
-        "result": "ok",
-    }
+    """The tag `registry.ledger.record` writes for one event."""
+    from registry.ledger import Change
+    from registry.ledger import event_tags as ledger_event_tags
+
+    change = Change(("stage", "archive", "alias")[i % 3], i % 50 + 1, "Staging", "Production",
+                    "prod" if i % 3 == 2 else None)  # fmt: skip
+    return ledger_event_tags("bench", "bench_hist", change, f"bench event {i}", "ok")
 
 
 # ---------------------------------------------------------------- sections

@@ -1,7 +1,7 @@
 """The ledger: an append-only history of every change, kept in the registry itself.
 
 MLflow keeps no history of stage or alias changes. Each event is one version of a companion
-registered model `<model>.ledger`, its fields stored as version tags. Version numbers are handed
+registered model `<model>.ledger`, its fields stored as one JSON version tag. Version numbers are handed
 out by the server, so they order events from all clients without trusting their clocks; reading
 the history is one paged search, and `versions` of the real model never sees these tags.
 """
@@ -9,6 +9,7 @@ the history is one paged search, and `versions` of the real model never sees the
 from __future__ import annotations
 
 import dataclasses
+import json
 import uuid
 from typing import Any
 
@@ -18,7 +19,7 @@ from registry.versions import all_versions, utc_iso
 
 LEDGER_SUFFIX = ".ledger"
 EVENT_SOURCE = "ledger:/event"
-EVENT_ID_TAG = "event_id"
+EVENT_TAG = "event"
 PAGE_SIZE = 10_000
 JSON_KEYS = ("seq", "time", "actor", "action", "model", "version", "from", "to", "alias", "reason", "result")
 
@@ -92,19 +93,29 @@ def baseline(registry: Registry, model: str) -> list[Change]:
 def record(registry: Registry, model: str, changes: list[Change], reason: str, result: str = "ok") -> None:
     """Append one event per change, in order; `result` is ok, forced, refused or repair."""
     for change in changes:
-        tags = {
-            EVENT_ID_TAG: uuid.uuid4().hex,
-            "actor": registry.settings.actor,
-            "action": change.action,
-            "model": model,
-            "version": "" if change.version is None else str(change.version),
-            "from": change.from_ or "",
-            "to": change.to or "",
-            "alias": change.alias or "",
-            "reason": reason,
-            "result": result,
-        }
+        tags = event_tags(registry.settings.actor, model, change, reason, result)
         registry.add_version(ledger_name(model), EVENT_SOURCE, tags)
+
+
+def event_tags(actor: str, model: str, change: Change, reason: str, result: str) -> dict[str, str]:
+    """The one version tag that holds an event: its fields as compact JSON, with a unique id.
+
+    One tag, not one per field: the server reads every tag row of every event it returns, and
+    ten tags per event made a 10,000-event history several times slower.
+    """
+    fields = {
+        "id": uuid.uuid4().hex,
+        "actor": actor,
+        "action": change.action,
+        "model": model,
+        "version": change.version,
+        "from": change.from_,
+        "to": change.to,
+        "alias": change.alias,
+        "reason": reason,
+        "result": result,
+    }
+    return {EVENT_TAG: json.dumps(fields, separators=(",", ":"))}
 
 
 def events(registry: Registry, model: str) -> list[Event]:
@@ -115,32 +126,35 @@ def events(registry: Registry, model: str) -> list[Event]:
     while True:
         page, token = registry.search_page(ledger_name(model), PAGE_SIZE, token, ascending=True)
         for version in page:
-            event_id = version.tags.get(EVENT_ID_TAG, "")
-            if event_id and event_id in seen:  # a retried POST applied twice
+            fields = _fields(version)
+            event_id = str(fields.get("id", version.number))
+            if event_id in seen:  # a retried POST applied twice
                 continue
             seen.add(event_id)
-            found.append(_event(version))
+            found.append(_event(version, fields))
         if not token:
             return found
 
 
-def _event(version: Version) -> Event:
-    tags = version.tags
+def _fields(version: Version) -> dict[str, Any]:
+    try:
+        fields = json.loads(version.tags.get(EVENT_TAG, "{}"))
+    except ValueError:
+        return {}
+    return fields if isinstance(fields, dict) else {}
 
-    def field(key: str) -> str | None:
-        return tags.get(key) or None
 
-    number = tags.get("version", "")
+def _event(version: Version, fields: dict[str, Any]) -> Event:
     return Event(
         seq=version.number,
         time=utc_iso(version.created_ms),
-        actor=tags.get("actor", ""),
-        action=tags.get("action", ""),
-        model=tags.get("model", ""),
-        version=int(number) if number.isdigit() else None,
-        from_=field("from"),
-        to=field("to"),
-        alias=field("alias"),
-        reason=tags.get("reason", ""),
-        result=tags.get("result", ""),
+        actor=fields.get("actor") or "",
+        action=fields.get("action") or "",
+        model=fields.get("model") or "",
+        version=fields.get("version"),
+        from_=fields.get("from"),
+        to=fields.get("to"),
+        alias=fields.get("alias"),
+        reason=fields.get("reason") or "",
+        result=fields.get("result") or "",
     )
