@@ -202,10 +202,14 @@ class Registry:
         return [_version(mv) for mv in page], page.token or None
 
     def in_stage(self, model: str, stage: str) -> list[int]:
-        """Versions of `model` in `stage` as MLflow reports them (the latest one per stage)."""
+        """Versions of `model` in `stage` as MLflow reports them (the latest one per stage).
+
+        Read from `get_registered_model`, which carries the latest version of each stage: one
+        request, where `get_latest_versions` costs MLflow's client two.
+        """
         with self.errors(f"model {model!r}"):
-            found = self._client.get_latest_versions(model, stages=[stage])
-        return [int(mv.version) for mv in found]
+            registered = self._client.get_registered_model(model)
+        return [int(mv.version) for mv in registered.latest_versions or [] if mv.current_stage == stage]
 
     def transition(self, model: str, number: int, stage: str, archive_existing: bool) -> Version:
         with self.errors(f"version {number} of model {model!r}"):
