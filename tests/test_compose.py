@@ -95,7 +95,7 @@ def invoke(
     return done
 
 
-def test_lifecycle_in_containers(stack_env: dict[str, str]) -> None:
+def test_lifecycle_in_containers(stack_env: dict[str, str], tmp_path: Path) -> None:
     from mlflow import MlflowClient
 
     up = invoke(stack_env, "up", timeout=UP_TIMEOUT)
@@ -131,3 +131,8 @@ def test_lifecycle_in_containers(stack_env: dict[str, str]) -> None:
     assert host_actor and host_actor != "app"  # the host's user, not the container's
     assert {e["actor"] for e in events} == {host_actor}
     assert any(e["reason"] == "a 'quoted' why" for e in events)
+
+    # The timeline is drawn in the container and lands on the host.
+    picture = tmp_path / "timeline.png"
+    invoke(stack_env, "timeline", "--file", str(picture))
+    assert picture.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and picture.stat().st_size > 10_000
