@@ -179,6 +179,7 @@ def model_source(server: Server) -> tuple[str, str]:
     features, target = load_iris(return_X_y=True, as_frame=True)
     classifier = LogisticRegression(max_iter=200).fit(features, target)
     mlflow.set_tracking_uri(server.url)
+    mlflow.set_experiment("test-fixtures")  # by name: an experiment id cached from another server is wrong
     with mlflow.start_run():
         info = mlflow.sklearn.log_model(
             classifier,
