@@ -93,7 +93,7 @@ def _translate(settings: Settings, subject: str, code: str, message: str) -> Reg
             "start it with `invoke up` or fix MLFLOW_TRACKING_URI"
         )
     if code == "INVALID_PARAMETER_VALUE":
-        return BadInput(f"the server rejected {subject}: {first_line}")
+        return BadInput(f"MLflow rejected {subject}: {first_line}")
     return RegistryError(f"the server failed on {subject}: {first_line}")
 
 
