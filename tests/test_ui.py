@@ -11,7 +11,6 @@ Needs Debian's chromium and chromium-driver and the `ui` extra (selenium); skips
 from __future__ import annotations
 
 import contextlib
-import functools
 import importlib.util
 import json
 import os
@@ -151,21 +150,30 @@ def test_the_ui_shows_the_stages_and_aliases_the_cli_reports(
     model_page = f"{server.url}/#/models/{model}"
 
     # 1. The model page, new registry UI (the default): every version, with its aliases.
+    expected_aliases = {number: aliases for number, (_, aliases) in reported.items()}
+
+    def aliases_settled(driver: Any) -> dict[int, list[str]] | None:
+        table = versions_table(driver, len(reported), "Aliases")
+        shown = {number: ALIAS.findall(cells["Aliases"]) for number, cells in (table or {}).items()}
+        return shown if shown == expected_aliases else None
+
     browser.get(model_page)
-    table = wait_for(browser, lambda d: versions_table(d, len(reported), "Aliases"), "the versions table")
+    wait_for(browser, aliases_settled, f"the versions table with aliases {expected_aliases}")
     close_assistant(browser)
     browser.save_screenshot(str(shots / "1-model-page-aliases.png"))
-    shown = {number: ALIAS.findall(cells["Aliases"]) for number, cells in table.items()}
-    assert shown == {number: aliases for number, (_, aliases) in reported.items()}
 
-    # 2. Each version's page: its stage ("Stage (deprecated)") and aliases.
+    # 2. Each version's page: its stage ("Stage (deprecated)") and aliases. The aliases arrive in a
+    # second request after the page has rendered, so wait for the page to settle on what the CLI says;
+    # a page that never shows it fails the wait, naming the version.
     for number in reported:
         browser.get(f"{model_page}/versions/{number}")
-        page = wait_for(
-            browser, functools.partial(version_page, number=number), f"the page of version {number}"
-        )
+
+        def settled(driver: Any, number: int = number) -> tuple[str, list[str]] | None:
+            page = version_page(driver, number)
+            return page if page == reported[number] else None
+
+        wait_for(browser, settled, f"stage and aliases {reported[number]} on the page of version {number}")
         browser.save_screenshot(str(shots / f"2-version-{number}.png"))
-        assert page == reported[number]
 
     # 3. The model page with the new registry UI switched off: the versions table has a Stage column.
     browser.get(model_page)
