@@ -18,8 +18,7 @@ from typing import Any
 
 from invoke import Context, Exit, task
 
-from registry.config import Settings, load_settings, local_server_address
-from registry.errors import RegistryError, Unreachable
+from registry.config import RegistryError, Settings, Unreachable, load_settings, local_server_address
 
 PYTHON = shlex.quote(sys.executable)
 MODEL_HELP = "registered model (default MODEL_NAME from .env, iris_clf)"

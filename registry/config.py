@@ -16,7 +16,10 @@ from urllib.parse import urlsplit, urlunsplit
 
 from dotenv import dotenv_values
 
-from registry.errors import BadInput
+from registry.errors import BadInput, RegistryError, Unreachable
+
+# tasks.py imports only this module: these are the errors it turns into exit codes.
+__all__ = ["RegistryError", "Settings", "Unreachable", "load_settings", "local_server_address"]
 
 RUNNERS = ("local", "compose")
 DIRECTIONS = ("higher", "lower")
