@@ -228,3 +228,20 @@ def history(cli: Any, model: str) -> list[dict[str, Any]]:
     outcome = cli("history", "--json", "--model", model)
     assert outcome.code == 0, outcome.err
     return list(json.loads(outcome.out))
+
+
+SETTING_KEYS = ("REGISTRY_RUNNER", "MLFLOW_TRACKING_URI", "MODEL_NAME", "PROD_ALIAS", "MLFLOW_PORT",
+                "MLFLOW_TRACKING_USERNAME")  # fmt: skip
+
+
+@pytest.fixture
+def task_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """For tasks.py tests: no .env, and none of the user's settings leak in."""
+    monkeypatch.chdir(tmp_path)
+    for key in SETTING_KEYS:
+        monkeypatch.delenv(key, raising=False)
+
+
+def commands(c: Any) -> list[str]:
+    """The command lines a MockContext was asked to run, in order."""
+    return [call.args[0] for call in c.run.call_args_list]

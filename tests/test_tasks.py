@@ -11,21 +11,15 @@ import pytest
 from invoke import Collection, Exit, MockContext, Result
 
 import tasks
+from tests.conftest import commands
 
 PY = shlex.quote(sys.executable)
 UP = f"{PY} -m registry up --quiet"
 
 
 @pytest.fixture
-def local(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> MockContext:
-    monkeypatch.chdir(tmp_path)
-    for key in ("REGISTRY_RUNNER", "MLFLOW_TRACKING_URI", "MODEL_NAME", "PROD_ALIAS", "MLFLOW_PORT"):
-        monkeypatch.delenv(key, raising=False)
+def local(task_env: None) -> MockContext:
     return MockContext(run=Result(stdout="Registered iris_clf version 7 (run x, accuracy 1.0)\n"))
-
-
-def commands(c: MockContext) -> list[str]:
-    return [call.args[0] for call in c.run.call_args_list]
 
 
 def test_train_starts_the_local_server_then_runs_the_cli_with_the_flags_given(local: MockContext) -> None:

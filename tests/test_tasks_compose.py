@@ -5,19 +5,15 @@ from __future__ import annotations
 import getpass
 import re
 import shlex
-from pathlib import Path
 
 import pytest
 from invoke import Exit, MockContext, Result
 
 import tasks
+from tests.conftest import commands
 
 RUNNING = Result(stdout="mlflow\ntrainer\n")
 ENGINE_DOWN = Result(stderr="Traceback ...\nCannot connect to the Docker daemon\n", exited=1)
-
-
-def commands(c: MockContext) -> list[str]:
-    return [call.args[0] for call in c.run.call_args_list]
 
 
 def mock(docker_compose: bool = True, ps: Result = RUNNING) -> MockContext:
@@ -33,10 +29,7 @@ def mock(docker_compose: bool = True, ps: Result = RUNNING) -> MockContext:
 
 
 @pytest.fixture(autouse=True)
-def compose_runner(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    monkeypatch.chdir(tmp_path)  # no .env leaks in
-    for key in ("MLFLOW_TRACKING_URI", "MODEL_NAME", "PROD_ALIAS", "MLFLOW_TRACKING_USERNAME"):
-        monkeypatch.delenv(key, raising=False)
+def compose_runner(task_env: None, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("REGISTRY_RUNNER", "compose")
     monkeypatch.setenv("REGISTRY_ACTOR", "ada lovelace")
     monkeypatch.setenv("MLFLOW_PORT", "5123")

@@ -15,7 +15,7 @@ from invoke import MockContext, Result
 import tasks
 from registry.ledger import Event
 from registry.timeline import steps
-from tests.conftest import ROOT, history
+from tests.conftest import ROOT, commands, history
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 PY = shlex.quote(sys.executable)
@@ -91,15 +91,8 @@ def test_plot_and_json_exclude_each_other(cli: Any, model: str) -> None:
 
 
 @pytest.fixture
-def local(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> MockContext:
-    monkeypatch.chdir(tmp_path)
-    for key in ("REGISTRY_RUNNER", "MLFLOW_TRACKING_URI", "MODEL_NAME", "PROD_ALIAS", "MLFLOW_PORT"):
-        monkeypatch.delenv(key, raising=False)
+def local(task_env: None) -> MockContext:
     return MockContext(run=Result(stdout="mlflow\ntrainer\n"))
-
-
-def commands(c: MockContext) -> list[str]:
-    return [call.args[0] for call in c.run.call_args_list]
 
 
 def test_invoke_timeline_runs_history_plot_with_the_file_quoted(local: MockContext) -> None:
