@@ -265,7 +265,8 @@ class Registry:
         """
         token = uuid.uuid4().hex
         tags = {**tags, REGISTRATION_TAG: token}
-        for attempt in range(REGISTER_ATTEMPTS):
+        attempt = 0
+        while True:
             try:
                 with self.errors(f"model {model!r}"), _no_retries():
                     created = self._client.create_model_version(
@@ -274,13 +275,13 @@ class Registry:
                 return self.wait_ready(model, _version(created))
             except RegistryError as exc:
                 # Only a lost connection or a server failure may hide an applied request.
-                if type(exc) not in (Unreachable, RegistryError) or attempt == REGISTER_ATTEMPTS - 1:
+                attempt += 1
+                if type(exc) not in (Unreachable, RegistryError) or attempt == REGISTER_ATTEMPTS:
                     raise
                 applied = self.search_tagged(model, {REGISTRATION_TAG: token})
                 if applied:
                     return self.wait_ready(model, min(applied, key=lambda v: v.number))
-                time.sleep(1 + attempt)
-        raise AssertionError("unreachable")
+                time.sleep(attempt)
 
     def wait_ready(self, model: str, version: Version, timeout: float = 300.0) -> Version:
         """`version` once its registration finished (READY), or Refused when it failed."""
