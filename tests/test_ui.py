@@ -17,6 +17,7 @@ import os
 import re
 import shutil
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -36,7 +37,8 @@ def missing() -> str:
 
 
 pytestmark = [pytest.mark.ui, pytest.mark.skipif(bool(missing()), reason=missing() or "-")]
-WAIT = 60  # seconds any one page state may take to appear (generous: CI machines can be slow)
+WAIT = 90  # seconds any one page state may take to appear (generous: CI machines can be slow)
+RELOADS = 2  # page reloads within WAIT before a wait gives up
 FLAGS = (
     "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
     "--disable-component-update", "--disable-sync", "--disable-quic", "--window-size=1400,900",
@@ -69,13 +71,34 @@ def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
         driver.quit()
 
 
-def wait_for(driver: Any, condition: Callable[[Any], Any], what: str) -> Any:
+def wait_for(driver: Any, condition: Callable[[Any], Any], what: str, timeout: float = WAIT) -> Any:
     """`condition(driver)` once it is truthy (elements may be replaced while React renders)."""
     from selenium.common.exceptions import StaleElementReferenceException
     from selenium.webdriver.support.ui import WebDriverWait
 
-    waiting = WebDriverWait(driver, WAIT, ignored_exceptions=(StaleElementReferenceException,))
-    return waiting.until(condition, f"the MLflow UI did not show {what} within {WAIT} s")
+    waiting = WebDriverWait(driver, timeout, ignored_exceptions=(StaleElementReferenceException,))
+    return waiting.until(condition, f"the MLflow UI did not show {what} within {timeout:g} s")
+
+
+def load_until(driver: Any, url: str, condition: Callable[[Any], Any], what: str, shot: Path) -> Any:
+    """Open `url` and wait for `condition`, reloading the page now and then: a request the page
+    makes can fail or stall on a busy machine, and the single-page app does not retry it. On
+    failure, the message quotes what the page showed last and `shot` holds a screenshot of it."""
+    from selenium.common.exceptions import TimeoutException
+    from selenium.webdriver.common.by import By
+
+    driver.get(url)
+    for attempt in range(RELOADS + 1):
+        if attempt:
+            driver.refresh()
+        with contextlib.suppress(TimeoutException):
+            return wait_for(driver, condition, what, timeout=WAIT / (RELOADS + 1))
+    driver.save_screenshot(str(shot))
+    shown = driver.find_element(By.TAG_NAME, "body").text[:1500]
+    raise AssertionError(
+        f"the MLflow UI did not show {what} within {WAIT} s ({RELOADS} reloads); screenshot {shot}; "
+        f"the page showed:\n{shown}"
+    )
 
 
 def versions_table(driver: Any, count: int, column: str) -> dict[int, dict[str, str]] | None:
@@ -157,8 +180,10 @@ def test_the_ui_shows_the_stages_and_aliases_the_cli_reports(
         shown = {number: ALIAS.findall(cells["Aliases"]) for number, cells in (table or {}).items()}
         return shown if shown == expected_aliases else None
 
-    browser.get(model_page)
-    wait_for(browser, aliases_settled, f"the versions table with aliases {expected_aliases}")
+    load_until(
+        browser, model_page, aliases_settled, f"the versions table with aliases {expected_aliases}",
+        shots / "1-failed.png",
+    )  # fmt: skip
     close_assistant(browser)
     browser.save_screenshot(str(shots / "1-model-page-aliases.png"))
 
@@ -166,18 +191,23 @@ def test_the_ui_shows_the_stages_and_aliases_the_cli_reports(
     # second request after the page has rendered, so wait for the page to settle on what the CLI says;
     # a page that never shows it fails the wait, naming the version.
     for number in reported:
-        browser.get(f"{model_page}/versions/{number}")
 
         def settled(driver: Any, number: int = number) -> tuple[str, list[str]] | None:
             page = version_page(driver, number)
             return page if page == reported[number] else None
 
-        wait_for(browser, settled, f"stage and aliases {reported[number]} on the page of version {number}")
+        load_until(
+            browser, f"{model_page}/versions/{number}", settled,
+            f"stage and aliases {reported[number]} on the page of version {number}",
+            shots / f"2-version-{number}-failed.png",
+        )  # fmt: skip
         browser.save_screenshot(str(shots / f"2-version-{number}.png"))
 
     # 3. The model page with the new registry UI switched off: the versions table has a Stage column.
-    browser.get(model_page)
-    wait_for(browser, lambda d: versions_table(d, len(reported), "Aliases"), "the versions table")
+    load_until(
+        browser, model_page, lambda d: versions_table(d, len(reported), "Aliases"), "the versions table",
+        shots / "3-failed.png",
+    )  # fmt: skip
     switch = browser.find_element(By.CSS_SELECTOR, "[role=switch][aria-label='New model registry UI']")
     assert switch.get_attribute("aria-checked") == "true"
     switch.click()
