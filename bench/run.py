@@ -462,16 +462,25 @@ def mutation_table(url: str, repeat: int) -> str:
 
 
 def history_floor(url: str, model: str) -> Callable[[], Any]:
-    """The ledger's search pages done with a bare requests Session (JSON parsed)."""
+    """The ledger's requests done with a bare requests Session (JSON parsed): the ledger model
+    with its packs, then the search pages of the events written since the last pack."""
     import requests
+
+    from registry.ledger import packed_through
 
     session = requests.Session()
 
     def call() -> list[Any]:
-        pages, token = [], None
+        get = f"{url}{API}/registered-models/get"
+        answer = session.get(get, params={"name": f"{model}.ledger"}, timeout=60)
+        answer.raise_for_status()
+        body = answer.json()
+        tags = {tag["key"]: tag["value"] for tag in body["registered_model"].get("tags", [])}
+        pages, token = [body], None
         while True:
             params: dict[str, Any] = {
-                "filter": f"name='{model}.ledger'", "max_results": 10_000, "order_by": "version_number ASC",
+                "filter": f"name='{model}.ledger' AND version_number > {packed_through(tags)}",
+                "max_results": 10_000, "order_by": "version_number ASC",
             }  # fmt: skip
             if token:
                 params["page_token"] = token
@@ -487,6 +496,7 @@ def history_floor(url: str, model: str) -> Callable[[], Any]:
 
 
 def history(url: str, work: Path, events: int, repeat: int) -> str:
+    from registry import ledger
     from registry.ledger import events as ledger_events
 
     registry = registry_for(url)
@@ -496,6 +506,8 @@ def history(url: str, work: Path, events: int, repeat: int) -> str:
         model = f"bench_hist_{count}_{uuid.uuid4().hex[:6]}"
         start = time.perf_counter()
         create_versions(url, model + ".ledger", count, event_tags)
+        for through in range(ledger.PACK_EVERY, count + 1, ledger.PACK_EVERY):
+            ledger.pack(registry, model, through)  # what the writer of every PACK_EVERY-th event does
         made = time.perf_counter() - start
         found = ledger_events(registry, model)
         assert len(found) == count, f"history gave {len(found)} events, expected {count}"

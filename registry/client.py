@@ -165,16 +165,32 @@ class Registry:
         # Where progress worth a user's eye goes (such as waiting for the lock); silent by default.
         self.notify: Callable[[str], None] = notify or (lambda message: None)
         self._client: Any = MlflowClient(settings.tracking_uri, registry_uri=settings.tracking_uri)
+        # Tags of each registered model as this object last read them (a read costs nothing extra).
+        self.seen_tags: dict[str, dict[str, str]] = {}
 
     def errors(self, subject: str) -> Any:
         """Context manager translating MLflow errors about `subject`."""
         return mlflow_errors(self.settings, subject)
 
-    def aliases(self, model: str) -> dict[str, int]:
-        """Alias → version map of `model` (NotFound if the model does not exist)."""
+    def _registered_model(self, model: str) -> Any:
         with self.errors(f"model {model!r}"):
             registered = self._client.get_registered_model(model)
+        self.seen_tags[model] = dict(registered.tags or {})
+        return registered
+
+    def aliases(self, model: str) -> dict[str, int]:
+        """Alias → version map of `model` (NotFound if the model does not exist)."""
+        registered = self._registered_model(model)
         return {alias: int(v) for alias, v in (registered.aliases or {}).items()}
+
+    def model_tags(self, model: str) -> dict[str, str]:
+        """The tags of registered model `model` (NotFound if it does not exist)."""
+        self._registered_model(model)
+        return self.seen_tags[model]
+
+    def set_model_tag(self, model: str, key: str, value: str) -> None:
+        with self.errors(f"model {model!r}"):
+            self._client.set_registered_model_tag(model, key, value)
 
     def get_version(self, model: str, number: int) -> Version:
         with self.errors(f"version {number} of model {model!r}"):
@@ -188,13 +204,14 @@ class Registry:
         return True
 
     def search_page(
-        self, model: str, page_size: int, page_token: str | None, ascending: bool = False
+        self, model: str, page_size: int, page_token: str | None, ascending: bool = False, after: int = 0
     ) -> tuple[list[Version], str | None]:
-        """One page of `model`'s versions by version number, and the next page's token."""
+        """One page of `model`'s versions numbered above `after`, by number, and the next page's token."""
         order = "ASC" if ascending else "DESC"
+        above = f" AND version_number > {int(after)}" if after else ""
         with self.errors(f"versions of model {model!r}"):
             page = self._client.search_model_versions(
-                filter_string=f"name='{model}'",
+                filter_string=f"name='{model}'{above}",
                 max_results=page_size,
                 order_by=[f"version_number {order}"],
                 page_token=page_token,
@@ -207,8 +224,7 @@ class Registry:
         Read from `get_registered_model`, which carries the latest version of each stage: one
         request, where `get_latest_versions` costs MLflow's client two.
         """
-        with self.errors(f"model {model!r}"):
-            registered = self._client.get_registered_model(model)
+        registered = self._registered_model(model)
         return [int(mv.version) for mv in registered.latest_versions or [] if mv.current_stage == stage]
 
     def transition(self, model: str, number: int, stage: str, archive_existing: bool) -> Version:

@@ -1,9 +1,13 @@
 """The ledger: an append-only history of every change, kept in the registry itself.
 
-MLflow keeps no history of stage or alias changes. Each event is one version of a companion
-registered model `<model>.ledger`, its fields stored as one JSON version tag. Version numbers are handed
-out by the server, so they order events from all clients without trusting their clocks; reading
-the history is one paged search, and `versions` of the real model never sees these tags.
+MLflow keeps no history of stage or alias changes. Each event is first written as one version of a
+companion registered model `<model>.ledger`, its fields stored as one JSON version tag. Version
+numbers are handed out by the server, so they order events from all clients without trusting their
+clocks. The server's cost of a search grows with every version it returns, so the writer of every
+PACK_EVERY-th event also copies the events before it into packs: tags of the ledger model, each
+holding as many events as fit. Reading the history is one request for the packs plus one paged
+search for the events written since, whatever the ledger's size; `versions` of the real model never
+sees any of this.
 """
 
 from __future__ import annotations
@@ -14,13 +18,18 @@ import uuid
 from typing import Any
 
 from registry.client import Registry, Version
-from registry.errors import NotFound
+from registry.errors import NotFound, PermissionDenied, RegistryError
 from registry.versions import all_versions, utc_iso
 
 LEDGER_SUFFIX = ".ledger"
 EVENT_SOURCE = "ledger:/event"
 EVENT_TAG = "event"
+LEDGER_MARKER = "registry.ledger"  # tag on the model once its ledger exists; its value names the ledger
 PAGE_SIZE = 10_000
+PACK_EVERY = 100  # the writer of every 100th event packs the events before it
+PACK_PREFIX = "pack."  # pack tags: pack.<first seq>-<last seq>, a JSON list of [seq, time ms, fields]
+PACKED_THROUGH = "packed_through"  # ledger model tag: the events up to this seq are all in packs
+TAG_VALUE_LIMIT = 5_000  # MLflow's tag value column (SQLite does not enforce it; PostgreSQL does)
 JSON_KEYS = ("seq", "time", "actor", "action", "model", "version", "from", "to", "alias", "reason", "result")
 
 
@@ -65,7 +74,18 @@ def ensure(registry: Registry, model: str) -> None:
     """Create the ledger on first use, recording a baseline of the model's stages and aliases.
 
     Creating a registered model is atomic on the server, so exactly one client writes the baseline.
+    Once the ledger exists the model carries LEDGER_MARKER, so a change that has read the model's
+    tags anyway skips this request.
     """
+    seen = registry.seen_tags.get(model)
+    if seen is not None and LEDGER_MARKER in seen:
+        return
+    _create(registry, model)
+    if seen is not None:
+        registry.set_model_tag(model, LEDGER_MARKER, ledger_name(model))
+
+
+def _create(registry: Registry, model: str) -> None:
     created = registry.create_model(
         ledger_name(model),
         description=f"Event ledger of model {model!r}, written by the registry tool. Do not edit.",
@@ -92,9 +112,58 @@ def baseline(registry: Registry, model: str) -> list[Change]:
 
 def record(registry: Registry, model: str, changes: list[Change], reason: str, result: str = "ok") -> None:
     """Append one event per change, in order; `result` is ok, forced, refused or repair."""
+    appended = []
     for change in changes:
         tags = event_tags(registry.settings.actor, model, change, reason, result)
-        registry.add_version(ledger_name(model), EVENT_SOURCE, tags)
+        try:
+            appended.append(registry.add_version(ledger_name(model), EVENT_SOURCE, tags).number)
+        except (NotFound, PermissionDenied):  # 403 on an authenticated server: the ledger is gone
+            _create(registry, model)
+            appended.append(registry.add_version(ledger_name(model), EVENT_SOURCE, tags).number)
+    if any(seq % PACK_EVERY == 0 for seq in appended):
+        try:
+            pack(registry, model, max(appended))
+        except RegistryError as exc:  # the events are recorded; the next PACK_EVERY-th writer packs them
+            registry.notify(f"warning: the ledger of {model!r} was not packed ({exc}); no event is lost")
+
+
+def pack(registry: Registry, model: str, through: int) -> None:
+    """Copy the events not yet packed, up to `through`, into pack tags of the ledger model.
+
+    Safe to run twice or at once: packs are named by the events they hold and readers drop
+    duplicates; the pointer is moved only after the packs it covers are written.
+    """
+    name = ledger_name(model)
+    packed = packed_through(registry.model_tags(name))
+    entries = [
+        [version.number, version.created_ms, _fields(version)]
+        for version in _versions_after(registry, name, packed)
+        if version.number <= through
+    ]
+    for chunk in _chunks(entries):
+        value = json.dumps(chunk, separators=(",", ":"))
+        registry.set_model_tag(name, f"{PACK_PREFIX}{chunk[0][0]}-{chunk[-1][0]}", value)
+    if through > packed:
+        registry.set_model_tag(name, PACKED_THROUGH, str(through))
+
+
+def packed_through(tags: dict[str, str]) -> int:
+    value = tags.get(PACKED_THROUGH, "0")
+    return int(value) if value.isdigit() else 0
+
+
+def _chunks(entries: list[list[Any]]) -> list[list[list[Any]]]:
+    """`entries` in runs whose JSON fits one tag value (an event's own tag is at most that size)."""
+    chunks: list[list[list[Any]]] = []
+    size = TAG_VALUE_LIMIT
+    for entry in entries:
+        length = len(json.dumps(entry, separators=(",", ":"))) + 1
+        if size + length > TAG_VALUE_LIMIT:
+            chunks.append([])
+            size = 1
+        chunks[-1].append(entry)
+        size += length
+    return chunks
 
 
 def event_tags(actor: str, model: str, change: Change, reason: str, result: str) -> dict[str, str]:
@@ -120,18 +189,47 @@ def event_tags(actor: str, model: str, change: Change, reason: str, result: str)
 
 def events(registry: Registry, model: str) -> list[Event]:
     """All events of `model`'s ledger, oldest first; empty when there is no ledger yet."""
+    try:
+        tags = registry.model_tags(ledger_name(model))
+    except NotFound:
+        return []
+    packed = _packed_entries(tags)
+    after = packed_through(tags) if packed is not None else 0  # a damaged pack: read every version
+    entries = (packed or []) + [
+        (version.number, version.created_ms, _fields(version))
+        for version in _versions_after(registry, ledger_name(model), after)
+    ]
     found: list[Event] = []
     seen: set[str] = set()
+    for seq, time_ms, fields in sorted(entries, key=lambda entry: entry[0]):
+        event_id = str(fields.get("id", seq)) if isinstance(fields, dict) else str(seq)
+        if event_id in seen:  # packed twice, or a retried POST applied twice
+            continue
+        seen.add(event_id)
+        found.append(_event(seq, time_ms, fields if isinstance(fields, dict) else {}))
+    return found
+
+
+def _packed_entries(tags: dict[str, str]) -> list[tuple[int, int, Any]] | None:
+    """(seq, time ms, fields) of every packed event; None if a pack tag is not what `pack` wrote."""
+    try:
+        return [
+            (int(seq), int(time_ms), fields)
+            for key, value in tags.items()
+            if key.startswith(PACK_PREFIX)
+            for seq, time_ms, fields in json.loads(value)
+        ]
+    except (ValueError, TypeError):
+        return None
+
+
+def _versions_after(registry: Registry, name: str, after: int) -> list[Version]:
+    """The ledger's versions numbered above `after`, oldest first (one request per page)."""
+    found: list[Version] = []
     token: str | None = None
     while True:
-        page, token = registry.search_page(ledger_name(model), PAGE_SIZE, token, ascending=True)
-        for version in page:
-            fields = _fields(version)
-            event_id = str(fields.get("id", version.number))
-            if event_id in seen:  # a retried POST applied twice
-                continue
-            seen.add(event_id)
-            found.append(_event(version, fields))
+        page, token = registry.search_page(name, PAGE_SIZE, token, ascending=True, after=after)
+        found += page
         if not token:
             return found
 
@@ -144,10 +242,10 @@ def _fields(version: Version) -> dict[str, Any]:
     return fields if isinstance(fields, dict) else {}
 
 
-def _event(version: Version, fields: dict[str, Any]) -> Event:
+def _event(seq: int, time_ms: int, fields: dict[str, Any]) -> Event:
     return Event(
-        seq=version.number,
-        time=utc_iso(version.created_ms),
+        seq=seq,
+        time=utc_iso(time_ms),
         actor=fields.get("actor") or "",
         action=fields.get("action") or "",
         model=fields.get("model") or "",
