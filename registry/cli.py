@@ -275,7 +275,7 @@ def _history(args: argparse.Namespace, settings: Settings) -> int:
         print(f"The ledger of {model} is empty: no change has been made through this tool yet.")
     else:
         keys = ["seq", "time", "actor", "action", "version", "from", "to", "alias", "reason"]
-        rows = [[event.as_json()[key] or "" for key in keys] for event in found]
+        rows = [[row[key] or "" for key in keys] for row in (event.as_json() for event in found)]
         print(tabulate(rows, headers=keys, disable_numparse=True))
     return 0
 

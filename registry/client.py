@@ -188,9 +188,15 @@ class Registry:
         self._registered_model(model)
         return self.seen_tags[model]
 
+    def _tag_writer(self) -> Any:
+        """MLflow's registry client, for tag writes: MlflowClient's own tag methods first GET the whole
+        model to check it is not a prompt (for a ledger with packs, megabytes per tag). The tool
+        writes tags only on its companion models and on a model it has just read, never on a prompt."""
+        return self._client._get_registry_client()
+
     def set_model_tag(self, model: str, key: str, value: str) -> None:
         with self.errors(f"model {model!r}"):
-            self._client.set_registered_model_tag(model, key, value)
+            self._tag_writer().set_registered_model_tag(model, key, value)
 
     def get_version(self, model: str, number: int) -> Version:
         with self.errors(f"version {number} of model {model!r}"):
@@ -345,4 +351,4 @@ class Registry:
 
     def set_version_tag(self, model: str, number: int, key: str, value: str) -> None:
         with self.errors(f"version {number} of model {model!r}"):
-            self._client.set_model_version_tag(model, str(number), key, value)
+            self._tag_writer().set_model_version_tag(model, str(number), key, value)

@@ -61,9 +61,7 @@ class Event:
     result: str
 
     def as_json(self) -> dict[str, Any]:
-        row = dataclasses.asdict(self)
-        row["from"] = row.pop("from_")
-        return {key: row[key] for key in JSON_KEYS}
+        return {key: getattr(self, "from_" if key == "from" else key) for key in JSON_KEYS}
 
 
 def ledger_name(model: str) -> str:
