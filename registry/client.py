@@ -210,14 +210,22 @@ class Registry:
         return True
 
     def search_page(
-        self, model: str, page_size: int, page_token: str | None, ascending: bool = False, after: int = 0
+        self,
+        model: str,
+        page_size: int,
+        page_token: str | None,
+        ascending: bool = False,
+        numbers: tuple[int, int | None] = (0, None),
     ) -> tuple[list[Version], str | None]:
-        """One page of `model`'s versions numbered above `after`, by number, and the next page's token."""
+        """One page of `model`'s versions by number, and the next page's token; `numbers` = (a, b)
+        keeps those numbered above a and up to b (None: no upper bound)."""
         order = "ASC" if ascending else "DESC"
-        above = f" AND version_number > {int(after)}" if after else ""
+        above, upto = numbers
+        bounds = f" AND version_number > {int(above)}" if above else ""
+        bounds += f" AND version_number <= {int(upto)}" if upto is not None else ""
         with self.errors(f"versions of model {model!r}"):
             page = self._client.search_model_versions(
-                filter_string=f"name='{model}'{above}",
+                filter_string=f"name='{model}'{bounds}",
                 max_results=page_size,
                 order_by=[f"version_number {order}"],
                 page_token=page_token,

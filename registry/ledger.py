@@ -135,8 +135,7 @@ def pack(registry: Registry, model: str, through: int) -> None:
     packed = packed_through(registry.model_tags(name))
     entries = [
         [version.number, version.created_ms, _fields(version)]
-        for version in _versions_after(registry, name, packed)
-        if version.number <= through
+        for version in _versions_after(registry, name, packed, through)
     ]
     for chunk in _chunks(entries):
         value = json.dumps(chunk, separators=(",", ":"))
@@ -221,12 +220,13 @@ def _packed_entries(tags: dict[str, str]) -> list[tuple[int, int, Any]] | None:
         return None
 
 
-def _versions_after(registry: Registry, name: str, after: int) -> list[Version]:
-    """The ledger's versions numbered above `after`, oldest first (one request per page)."""
+def _versions_after(registry: Registry, name: str, after: int, upto: int | None = None) -> list[Version]:
+    """The ledger's versions numbered above `after` (and up to `upto`), oldest first (one request
+    per page)."""
     found: list[Version] = []
     token: str | None = None
     while True:
-        page, token = registry.search_page(name, PAGE_SIZE, token, ascending=True, after=after)
+        page, token = registry.search_page(name, PAGE_SIZE, token, ascending=True, numbers=(after, upto))
         found += page
         if not token:
             return found
