@@ -4,17 +4,20 @@ MLflow keeps no history of stage or alias changes. Each event is first written a
 companion registered model `<model>.ledger`, its fields stored as one JSON version tag. Version
 numbers are handed out by the server, so they order events from all clients without trusting their
 clocks. The server's cost of a search grows with every version it returns, so the writer of every
-PACK_EVERY-th event also copies the events before it into packs: tags of the ledger model, each
-holding as many events as fit. Reading the history is one request for the packs plus one paged
-search for the events written since, whatever the ledger's size; `versions` of the real model never
-sees any of this.
+PACK_EVERY-th event also copies the events before it into a pack: their JSON, compressed, in as
+few tags of the ledger model as it fits in. Reading the history is one request for the packs plus
+one paged search for the events written since, whatever the ledger's size; `versions` of the real
+model never sees any of this.
 """
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import json
+import re
 import uuid
+import zlib
 from typing import Any
 
 from registry.client import Registry, Version
@@ -27,7 +30,8 @@ EVENT_TAG = "event"
 LEDGER_MARKER = "registry.ledger"  # tag on the model once its ledger exists; its value names the ledger
 PAGE_SIZE = 10_000
 PACK_EVERY = 100  # the writer of every 100th event packs the events before it
-PACK_PREFIX = "pack."  # pack tags: pack.<first seq>-<last seq>, a JSON list of [seq, time ms, fields]
+PACK_PREFIX = "pack."  # pack tags: pack.<first seq>-<last seq>.<part>of<parts>
+PACK_KEY = re.compile(r"pack\.(?P<pack>\d+-\d+)\.(?P<part>\d+)of(?P<count>\d+)")
 PACKED_THROUGH = "packed_through"  # ledger model tag: the events up to this seq are all in packs
 TAG_VALUE_LIMIT = 5_000  # MLflow's tag value column (SQLite does not enforce it; PostgreSQL does)
 JSON_KEYS = ("seq", "time", "actor", "action", "model", "version", "from", "to", "alias", "reason", "result")
@@ -126,10 +130,11 @@ def record(registry: Registry, model: str, changes: list[Change], reason: str, r
 
 
 def pack(registry: Registry, model: str, through: int) -> None:
-    """Copy the events not yet packed, up to `through`, into pack tags of the ledger model.
+    """Copy the events not yet packed, up to `through`, into one pack: their JSON, zlib-compressed
+    and base64-encoded, in parts of at most one tag value each.
 
     Safe to run twice or at once: packs are named by the events they hold and readers drop
-    duplicates; the pointer is moved only after the packs it covers are written.
+    duplicates; the pointer is moved only after the pack it covers is written in full.
     """
     name = ledger_name(model)
     packed = packed_through(registry.model_tags(name))
@@ -137,9 +142,13 @@ def pack(registry: Registry, model: str, through: int) -> None:
         [version.number, version.created_ms, _fields(version)]
         for version in _versions_after(registry, name, packed, through)
     ]
-    for chunk in _chunks(entries):
-        value = json.dumps(chunk, separators=(",", ":"))
-        registry.set_model_tag(name, f"{PACK_PREFIX}{chunk[0][0]}-{chunk[-1][0]}", value)
+    if not entries:
+        return
+    payload = base64.b64encode(zlib.compress(json.dumps(entries, separators=(",", ":")).encode(), 9)).decode()
+    parts = [payload[at : at + TAG_VALUE_LIMIT] for at in range(0, len(payload), TAG_VALUE_LIMIT)]
+    pack_name = f"{PACK_PREFIX}{entries[0][0]}-{entries[-1][0]}"
+    for index, part in enumerate(parts, 1):
+        registry.set_model_tag(name, f"{pack_name}.{index}of{len(parts)}", part)
     if through > packed:
         registry.set_model_tag(name, PACKED_THROUGH, str(through))
 
@@ -147,20 +156,6 @@ def pack(registry: Registry, model: str, through: int) -> None:
 def packed_through(tags: dict[str, str]) -> int:
     value = tags.get(PACKED_THROUGH, "0")
     return int(value) if value.isdigit() else 0
-
-
-def _chunks(entries: list[list[Any]]) -> list[list[list[Any]]]:
-    """`entries` in runs whose JSON fits one tag value (an event's own tag is at most that size)."""
-    chunks: list[list[list[Any]]] = []
-    size = TAG_VALUE_LIMIT
-    for entry in entries:
-        length = len(json.dumps(entry, separators=(",", ":"))) + 1
-        if size + length > TAG_VALUE_LIMIT:
-            chunks.append([])
-            size = 1
-        chunks[-1].append(entry)
-        size += length
-    return chunks
 
 
 def event_tags(actor: str, model: str, change: Change, reason: str, result: str) -> dict[str, str]:
@@ -208,16 +203,29 @@ def events(registry: Registry, model: str) -> list[Event]:
 
 
 def _packed_entries(tags: dict[str, str]) -> list[tuple[int, int, Any]] | None:
-    """(seq, time ms, fields) of every packed event; None if a pack tag is not what `pack` wrote."""
+    """(seq, time ms, fields) of every packed event; None if a pack is not what `pack` wrote.
+
+    A pack with parts missing (its writer stopped half-way, before moving the pointer) is skipped:
+    its events are still read as versions, or are in a later pack.
+    """
+    parts: dict[str, dict[int, str]] = {}
+    counts: dict[str, int] = {}
+    for key, value in tags.items():
+        found = PACK_KEY.fullmatch(key)
+        if found:
+            parts.setdefault(found["pack"], {})[int(found["part"])] = value
+            counts[found["pack"]] = int(found["count"])
+    entries: list[tuple[int, int, Any]] = []
     try:
-        return [
-            (int(seq), int(time_ms), fields)
-            for key, value in tags.items()
-            if key.startswith(PACK_PREFIX)
-            for seq, time_ms, fields in json.loads(value)
-        ]
-    except (ValueError, TypeError):
+        for pack_name, pieces in parts.items():
+            if sorted(pieces) != list(range(1, counts[pack_name] + 1)):
+                continue
+            joined = "".join(pieces[n] for n in sorted(pieces))
+            payload = zlib.decompress(base64.b64decode(joined, validate=True))
+            entries += [(int(seq), int(time_ms), fields) for seq, time_ms, fields in json.loads(payload)]
+    except (ValueError, TypeError, zlib.error):
         return None
+    return entries
 
 
 def _versions_after(registry: Registry, name: str, after: int, upto: int | None = None) -> list[Version]:
