@@ -101,7 +101,7 @@ class PostgresDatabase:
             raise ValueError("the benchmark only uses a PostgreSQL server on 127.0.0.1")
         self.admin_uri = admin_uri
         self.name = f"registry_bench_{uuid.uuid4().hex[:8]}"
-        scheme = "postgresql"
+        scheme = "postgresql+psycopg2"  # SQLAlchemy 2.1 takes psycopg 3 for plain postgresql://
         self.uri = urlunsplit((scheme, parts.netloc, f"/{self.name}", "", ""))
 
     def _execute(self, statement: str) -> None:
