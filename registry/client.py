@@ -215,13 +215,13 @@ class Registry:
         page_size: int,
         page_token: str | None,
         ascending: bool = False,
-        numbers: tuple[int, int | None] = (0, None),
+        after: int = 0,
+        upto: int | None = None,
     ) -> tuple[list[Version], str | None]:
-        """One page of `model`'s versions by number, and the next page's token; `numbers` = (a, b)
-        keeps those numbered above a and up to b (None: no upper bound)."""
+        """One page of `model`'s versions by number, numbered above `after` and up to `upto` (None: no
+        upper bound), and the next page's token."""
         order = "ASC" if ascending else "DESC"
-        above, upto = numbers
-        bounds = f" AND version_number > {int(above)}" if above else ""
+        bounds = f" AND version_number > {int(after)}" if after else ""
         bounds += f" AND version_number <= {int(upto)}" if upto is not None else ""
         with self.errors(f"versions of model {model!r}"):
             page = self._client.search_model_versions(

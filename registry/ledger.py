@@ -22,7 +22,7 @@ from typing import Any
 
 from registry.client import Registry, Version
 from registry.errors import NotFound, PermissionDenied, RegistryError
-from registry.versions import all_versions, utc_iso
+from registry.versions import all_versions, iter_versions, utc_iso
 
 LEDGER_SUFFIX = ".ledger"
 EVENT_SOURCE = "ledger:/event"
@@ -140,7 +140,7 @@ def pack(registry: Registry, model: str, through: int) -> None:
     packed = packed_through(registry.model_tags(name))
     entries = [
         [version.number, version.created_ms, _fields(version)]
-        for version in _versions_after(registry, name, packed, through)
+        for version in iter_versions(registry, name, PAGE_SIZE, ascending=True, after=packed, upto=through)
     ]
     if not entries:
         return
@@ -189,20 +189,20 @@ def events(registry: Registry, model: str) -> list[Event]:
     after = packed_through(tags) if packed is not None else 0  # a damaged pack: read every version
     entries = (packed or []) + [
         (version.number, version.created_ms, _fields(version))
-        for version in _versions_after(registry, ledger_name(model), after)
+        for version in iter_versions(registry, ledger_name(model), PAGE_SIZE, ascending=True, after=after)
     ]
     found: list[Event] = []
     seen: set[str] = set()
     for seq, time_ms, fields in sorted(entries, key=lambda entry: entry[0]):
-        event_id = str(fields.get("id", seq)) if isinstance(fields, dict) else str(seq)
+        event_id = str(fields.get("id", seq))
         if event_id in seen:  # packed twice, or a retried POST applied twice
             continue
         seen.add(event_id)
-        found.append(_event(seq, time_ms, fields if isinstance(fields, dict) else {}))
+        found.append(_event(seq, time_ms, fields))
     return found
 
 
-def _packed_entries(tags: dict[str, str]) -> list[tuple[int, int, Any]] | None:
+def _packed_entries(tags: dict[str, str]) -> list[tuple[int, int, dict[str, Any]]] | None:
     """(seq, time ms, fields) of every packed event; None if a pack is not what `pack` wrote.
 
     A pack with parts missing (its writer stopped half-way, before moving the pointer) is skipped:
@@ -215,29 +215,20 @@ def _packed_entries(tags: dict[str, str]) -> list[tuple[int, int, Any]] | None:
         if found:
             parts.setdefault(found["pack"], {})[int(found["part"])] = value
             counts[found["pack"]] = int(found["count"])
-    entries: list[tuple[int, int, Any]] = []
+    entries: list[tuple[int, int, dict[str, Any]]] = []
     try:
         for pack_name, pieces in parts.items():
             if sorted(pieces) != list(range(1, counts[pack_name] + 1)):
                 continue
             joined = "".join(pieces[n] for n in sorted(pieces))
             payload = zlib.decompress(base64.b64decode(joined, validate=True))
-            entries += [(int(seq), int(time_ms), fields) for seq, time_ms, fields in json.loads(payload)]
+            entries += [
+                (int(seq), int(time_ms), fields if isinstance(fields, dict) else {})
+                for seq, time_ms, fields in json.loads(payload)
+            ]
     except (ValueError, TypeError, zlib.error):
         return None
     return entries
-
-
-def _versions_after(registry: Registry, name: str, after: int, upto: int | None = None) -> list[Version]:
-    """The ledger's versions numbered above `after` (and up to `upto`), oldest first (one request
-    per page)."""
-    found: list[Version] = []
-    token: str | None = None
-    while True:
-        page, token = registry.search_page(name, PAGE_SIZE, token, ascending=True, numbers=(after, upto))
-        found += page
-        if not token:
-            return found
 
 
 def _fields(version: Version) -> dict[str, Any]:

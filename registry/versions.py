@@ -34,11 +34,19 @@ def utc_iso(millis: int) -> str:
     return datetime.fromtimestamp(millis / 1000, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def iter_versions(registry: Registry, model: str, page_size: int = PAGE_SIZE) -> Iterator[Version]:
-    """Every version of `model`, newest first, fetched a page at a time."""
+def iter_versions(
+    registry: Registry,
+    model: str,
+    page_size: int = PAGE_SIZE,
+    ascending: bool = False,
+    after: int = 0,
+    upto: int | None = None,
+) -> Iterator[Version]:
+    """Every version of `model` (numbered above `after` and up to `upto`), newest first unless
+    `ascending`, fetched a page at a time."""
     token: str | None = None
     while True:
-        page, token = registry.search_page(model, page_size, token)
+        page, token = registry.search_page(model, page_size, token, ascending, after, upto)
         yield from page
         if not token:
             return

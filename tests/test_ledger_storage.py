@@ -12,6 +12,7 @@ import pytest
 
 from registry import ledger
 from registry.client import Registry
+from registry.versions import iter_versions
 from tests.conftest import Server
 
 pytestmark = pytest.mark.postgres
@@ -30,7 +31,7 @@ def small_packs(monkeypatch: pytest.MonkeyPatch) -> int:
 
 def every_version(registry: Registry, model: str) -> list[tuple[int, str]]:
     """(seq, event id) of every version of the ledger, read without the packs."""
-    versions = ledger._versions_after(registry, ledger.ledger_name(model), 0)
+    versions = iter_versions(registry, ledger.ledger_name(model))
     return [(v.number, json.loads(v.tags[ledger.EVENT_TAG])["id"]) for v in versions]
 
 
