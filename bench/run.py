@@ -200,13 +200,13 @@ def set_aliases(url: str, model: str, count: int) -> dict[str, int]:
 
 
 def event_tags(i: int) -> dict[str, str]:
-    """The tag `registry.ledger.record` writes for one event."""
+    """The tag `registry.ledger.record` writes for a command of one change (one ledger version)."""
     from registry.ledger import Change
     from registry.ledger import event_tags as ledger_event_tags
 
     change = Change(("stage", "archive", "alias")[i % 3], i % 50 + 1, "Staging", "Production",
                     "prod" if i % 3 == 2 else None)  # fmt: skip
-    return ledger_event_tags("bench", "bench_hist", change, f"bench event {i}", "ok")
+    return ledger_event_tags("bench", "bench_hist", [change], f"bench event {i}", "ok")[0]
 
 
 # ---------------------------------------------------------------- sections
@@ -283,6 +283,12 @@ def naive_list(client: Any, model: str) -> tuple[list[tuple[int, list[str]]], in
     return rows, requests_made
 
 
+def model_search(name: str) -> dict[str, Any]:
+    """The parameters of the `registered-models/search` the tool reads a model with (MLflow's client
+    adds the clause that leaves prompts out)."""
+    return {"filter": f"name = '{name}' AND tag.`mlflow.prompt.is_prompt` != 'true'", "max_results": 1}
+
+
 def rest_floor(url: str, model: str) -> Callable[[], Any]:
     """The same two requests as `versions`, done with a bare requests Session (JSON parsed)."""
     import requests
@@ -293,7 +299,7 @@ def rest_floor(url: str, model: str) -> Callable[[], Any]:
         params = {"filter": f"name='{model}'", "max_results": 10_000, "order_by": "version_number DESC"}
         search = session.get(f"{url}{API}/model-versions/search", params=params, timeout=60)
         search.raise_for_status()
-        got = session.get(f"{url}{API}/registered-models/get", params={"name": model}, timeout=60)
+        got = session.get(f"{url}{API}/registered-models/search", params=model_search(model), timeout=60)
         got.raise_for_status()
         return search.json(), got.json()
 
@@ -402,16 +408,19 @@ def mutations(url: str, repeat: int) -> list[tuple[str, str]]:
 MUTATION_STEPS: list[tuple[str, list[Any], bool]] = [
     ("stage v1 → Staging (first change: creates ledger)",
      ["stage", "--version", 1, "--stage", "Staging"], False),
-    ("stage v2 → Staging (archives v1)", ["stage", "--version", 2, "--stage", "Staging"], False),
-    ("stage v2 → Production (none to archive)", ["stage", "--version", 2, "--stage", "Production"], True),
-    ("stage v3 → Production --alias prod (archives v2)",
+    ("stage v2 → Staging (archives v1; v2 not the latest in None)",
+     ["stage", "--version", 2, "--stage", "Staging"], False),
+    ("stage v4 → Staging (archives v2; the latest in None)",
+     ["stage", "--version", 4, "--stage", "Staging"], False),
+    ("stage v4 → Production (none to archive)", ["stage", "--version", 4, "--stage", "Production"], True),
+    ("stage v3 → Production --alias prod (archives v4)",
      ["stage", "--version", 3, "--stage", "Production", "--alias", "prod"], True),
     ("stage v3 → Production again (no-op)", ["stage", "--version", 3, "--stage", "Production"], True),
     ("alias champion → v3 (new alias)", ["alias", "--name", "champion", "--version", 3], False),
-    ("alias champion → v1 (move)", ["alias", "--name", "champion", "--version", 1], False),
-    ("alias champion → v1 again (no-op)", ["alias", "--name", "champion", "--version", 1], False),
+    ("alias champion → v4 (move)", ["alias", "--name", "champion", "--version", 4], False),
+    ("alias champion → v4 again (no-op)", ["alias", "--name", "champion", "--version", 4], False),
     ("alias champion --delete", ["alias", "--name", "champion", "--delete"], False),
-    ("rollback (to v2, moves prod)", ["rollback"], True),
+    ("rollback (to v4, moves prod)", ["rollback"], True),
     ("stage --stage Prod (input error)", ["stage", "--version", 1, "--stage", "Prod"], False),
 ]  # fmt: skip
 FORCE = ["--force", "--reason", "bench: fake versions cannot pass the load gate"]
@@ -432,7 +441,7 @@ def mutation_table(url: str, repeat: int) -> str:
     times: dict[str, Samples] = {label: [] for label, _, _ in MUTATION_STEPS}
     for cycle in range(repeat + 1):
         model = f"bench_mut_{uuid.uuid4().hex[:6]}"
-        create_versions(url, model, 3)
+        create_versions(url, model, 4)
         proxy = CountingProxy(url).start() if cycle == 0 else None
         try:
             target = proxy.url if proxy else url
@@ -462,8 +471,8 @@ def mutation_table(url: str, repeat: int) -> str:
 
 
 def history_floor(url: str, model: str) -> Callable[[], Any]:
-    """The ledger's requests done with a bare requests Session (JSON parsed): the ledger model
-    with its packs, then the search pages of the events written since the last pack."""
+    """The ledger's requests done with a bare requests Session (JSON parsed): the search for the
+    ledger model with its packs, then the search pages of the versions written since the last pack."""
     import requests
 
     from registry.ledger import packed_through
@@ -471,11 +480,11 @@ def history_floor(url: str, model: str) -> Callable[[], Any]:
     session = requests.Session()
 
     def call() -> list[Any]:
-        get = f"{url}{API}/registered-models/get"
-        answer = session.get(get, params={"name": f"{model}.ledger"}, timeout=60)
+        get = f"{url}{API}/registered-models/search"
+        answer = session.get(get, params=model_search(f"{model}.ledger"), timeout=60)
         answer.raise_for_status()
         body = answer.json()
-        tags = {tag["key"]: tag["value"] for tag in body["registered_model"].get("tags", [])}
+        tags = {tag["key"]: tag["value"] for tag in body["registered_models"][0].get("tags", [])}
         pages, token = [body], None
         while True:
             params: dict[str, Any] = {

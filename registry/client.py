@@ -37,6 +37,23 @@ class Version:
     tags: dict[str, str]
 
 
+@dataclasses.dataclass(frozen=True)
+class ModelState:
+    """A registered model as one `get_registered_model` shows it: its aliases, the latest version
+    of each stage, and its tags."""
+
+    aliases: dict[str, int]
+    latest: list[Version]
+    tags: dict[str, str]
+
+    def in_stage(self, stage: str) -> list[int]:
+        return [version.number for version in self.latest if version.stage == stage]
+
+    def version(self, number: int) -> Version | None:
+        """Version `number` when it is the latest of its stage, else None (read it on its own)."""
+        return next((version for version in self.latest if version.number == number), None)
+
+
 def configure_mlflow(settings: Settings) -> None:
     """Export the settings MLflow reads from the environment (retries, credentials, server)."""
     os.environ["MLFLOW_TRACKING_URI"] = settings.tracking_uri
@@ -124,6 +141,18 @@ def _version(mv: ModelVersion) -> Version:
     )
 
 
+def _json_version(mv: dict[str, Any]) -> Version:
+    """A version from the JSON of a REST reply (int64 fields may come as strings)."""
+    return Version(
+        number=int(mv["version"]),
+        stage=mv.get("current_stage") or "None",
+        status=mv.get("status") or "READY",
+        run_id=mv.get("run_id") or "",
+        created_ms=int(mv.get("creation_timestamp") or 0),
+        tags={tag["key"]: tag.get("value", "") for tag in mv.get("tags") or []},
+    )
+
+
 def probe(settings: Settings) -> None:
     """Fail at once when nothing listens at the server's address (MLflow would retry for seconds)."""
     parts = urlsplit(settings.tracking_uri)
@@ -172,26 +201,54 @@ class Registry:
         """Context manager translating MLflow errors about `subject`."""
         return mlflow_errors(self.settings, subject)
 
-    def _registered_model(self, model: str) -> Any:
+    def model_state(self, model: str) -> ModelState:
+        """Aliases, latest version per stage and tags of `model` in one request (NotFound if missing).
+
+        Read by a search on the exact name, not `get_registered_model`: for a get, the server loads
+        every version of the model to find the latest of each stage (0.4 s for a 10,000-event
+        ledger); its search finds them in one query (0.15 s), and the same for a small model.
+        """
         with self.errors(f"model {model!r}"):
-            registered = self._client.get_registered_model(model)
-        self.seen_tags[model] = dict(registered.tags or {})
-        return registered
+            found = self._client.search_registered_models(filter_string=f"name = '{model}'", max_results=1)
+        if not found:
+            raise NotFound(f"model {model!r} does not exist on {self.settings.tracking_uri}")
+        registered = found[0]
+        state = ModelState(
+            aliases={alias: int(number) for alias, number in (registered.aliases or {}).items()},
+            latest=[_version(mv) for mv in registered.latest_versions or []],
+            tags=dict(registered.tags or {}),
+        )
+        self.seen_tags[model] = state.tags
+        return state
 
     def aliases(self, model: str) -> dict[str, int]:
         """Alias → version map of `model` (NotFound if the model does not exist)."""
-        registered = self._registered_model(model)
-        return {alias: int(v) for alias, v in (registered.aliases or {}).items()}
+        return self.model_state(model).aliases
 
     def model_tags(self, model: str) -> dict[str, str]:
         """The tags of registered model `model` (NotFound if it does not exist)."""
-        self._registered_model(model)
-        return self.seen_tags[model]
+        return self.model_state(model).tags
+
+    def in_stage(self, model: str, stage: str) -> list[int]:
+        """Versions of `model` in `stage` as MLflow reports them (the latest one per stage).
+
+        Read from `get_registered_model`, which carries the latest version of each stage: one
+        request, where `get_latest_versions` costs MLflow's client two.
+        """
+        return self.model_state(model).in_stage(stage)
 
     def _tag_writer(self) -> Any:
         """MLflow's registry client, for tag writes: MlflowClient's own tag methods first GET the whole
         model to check it is not a prompt (for a ledger with packs, megabytes per tag). The tool
         writes tags only on its companion models and on a model it has just read, never on a prompt."""
+        return self._client._get_registry_client()
+
+    def _change_writer(self, model: str) -> Any:
+        """MLflow's registry client, for a stage or alias change of `model`. MlflowClient's own methods
+        first GET the model to refuse a prompt; the tool's read of the model (a search that leaves
+        prompts out) already did that, so it reads it here only if it has not yet."""
+        if model not in self.seen_tags:
+            self.model_state(model)
         return self._client._get_registry_client()
 
     def set_model_tag(self, model: str, key: str, value: str) -> None:
@@ -224,38 +281,44 @@ class Registry:
         bounds = f" AND version_number > {int(after)}" if after else ""
         bounds += f" AND version_number <= {int(upto)}" if upto is not None else ""
         with self.errors(f"versions of model {model!r}"):
-            page = self._client.search_model_versions(
-                filter_string=f"name='{model}'{bounds}",
-                max_results=page_size,
-                order_by=[f"version_number {order}"],
-                page_token=page_token,
-            )
-        return [_version(mv) for mv in page], page.token or None
+            return self._search(f"name='{model}'{bounds}", page_size, f"version_number {order}", page_token)
 
-    def in_stage(self, model: str, stage: str) -> list[int]:
-        """Versions of `model` in `stage` as MLflow reports them (the latest one per stage).
+    def _search(
+        self, filter_string: str, max_results: int, order_by: str | None = None, page_token: str | None = None
+    ) -> tuple[list[Version], str | None]:
+        """One `model-versions/search` page, sent through MLflow's HTTP layer (credentials, retries,
+        errors) but read as plain JSON: MlflowClient turns each reply into protobuf messages and then
+        entities, a third of the time of listing 1,000 versions."""
+        from mlflow.utils import rest_utils
 
-        Read from `get_registered_model`, which carries the latest version of each stage: one
-        request, where `get_latest_versions` costs MLflow's client two.
-        """
-        registered = self._registered_model(model)
-        return [int(mv.version) for mv in registered.latest_versions or [] if mv.current_stage == stage]
+        rest: Any = rest_utils
+        params: dict[str, Any] = {"filter": filter_string, "max_results": max_results}
+        if order_by:
+            params["order_by"] = [order_by]
+        if page_token:
+            params["page_token"] = page_token
+        endpoint = "/api/2.0/mlflow/model-versions/search"
+        host = self._client._get_registry_client().store.get_host_creds()
+        response = rest.http_request(host, endpoint, "GET", params=params)
+        reply = rest.verify_rest_response(response, endpoint).json()
+        versions = [_json_version(found) for found in reply.get("model_versions", [])]
+        return versions, reply.get("next_page_token") or None
 
     def transition(self, model: str, number: int, stage: str, archive_existing: bool) -> Version:
         with self.errors(f"version {number} of model {model!r}"):
             return _version(
-                self._client.transition_model_version_stage(
+                self._change_writer(model).transition_model_version_stage(
                     model, str(number), stage, archive_existing_versions=archive_existing
                 )
             )
 
     def set_alias(self, model: str, alias: str, number: int) -> None:
         with self.errors(f"version {number} of model {model!r}"):
-            self._client.set_registered_model_alias(model, alias, str(number))
+            self._change_writer(model).set_registered_model_alias(model, alias, str(number))
 
     def delete_alias(self, model: str, alias: str) -> None:
         with self.errors(f"alias {alias!r} of model {model!r}"):
-            self._client.delete_registered_model_alias(model, alias)
+            self._change_writer(model).delete_registered_model_alias(model, alias)
 
     def version_by_alias(self, model: str, alias: str) -> int:
         try:
@@ -327,10 +390,7 @@ class Registry:
         """Versions of `model` carrying all of `tags` (one request; for small result sets)."""
         clauses = [f"name='{model}'"] + [f"tags.`{key}` = '{value}'" for key, value in tags.items()]
         with self.errors(f"versions of model {model!r}"):
-            found = self._client.search_model_versions(
-                filter_string=" AND ".join(clauses), max_results=10_000
-            )
-        return [_version(mv) for mv in found]
+            return self._search(" AND ".join(clauses), 10_000)[0]
 
     def load_model(self, model: str, number: int) -> Any:
         """The pyfunc model of version `number`; Refused naming why it cannot be loaded."""

@@ -1,13 +1,15 @@
 """The ledger: an append-only history of every change, kept in the registry itself.
 
-MLflow keeps no history of stage or alias changes. Each event is first written as one version of a
-companion registered model `<model>.ledger`, its fields stored as one JSON version tag. Version
-numbers are handed out by the server, so they order events from all clients without trusting their
-clocks. The server's cost of a search grows with every version it returns, so the writer of every
-PACK_EVERY-th event also copies the events before it into a pack: their JSON, compressed, in as
-few tags of the ledger model as it fits in. Reading the history is one request for the packs plus
-one paged search for the events written since, whatever the ledger's size; `versions` of the real
-model never sees any of this.
+MLflow keeps no history of stage or alias changes. The changes of one command are first written
+as one version of a companion registered model `<model>.ledger`: one JSON version tag holding the
+command's actor, reason and result and each change (a stage move, the archive it caused, an alias
+move), so a command is recorded in one request and all at once. Version numbers are handed out by
+the server, so they order events from all clients without trusting their clocks; the changes of
+one command share its number. The server's cost of a search grows with every version it returns,
+so the writer of every PACK_EVERY-th ledger version also copies the ones before it into a pack:
+their JSON, compressed, in as few tags of the ledger model as it fits in. Reading the history is
+one request for the packs plus one paged search for the versions written since, whatever the
+ledger's size; `versions` of the real model never sees any of this.
 """
 
 from __future__ import annotations
@@ -29,11 +31,12 @@ EVENT_SOURCE = "ledger:/event"
 EVENT_TAG = "event"
 LEDGER_MARKER = "registry.ledger"  # tag on the model once its ledger exists; its value names the ledger
 PAGE_SIZE = 10_000
-PACK_EVERY = 100  # the writer of every 100th event packs the events before it
+PACK_EVERY = 100  # the writer of every 100th ledger version packs the ones before it
 PACK_PREFIX = "pack."  # pack tags: pack.<first seq>-<last seq>.<part>of<parts>
 PACK_KEY = re.compile(r"pack\.(?P<pack>\d+-\d+)\.(?P<part>\d+)of(?P<count>\d+)")
 PACKED_THROUGH = "packed_through"  # ledger model tag: the events up to this seq are all in packs
 TAG_VALUE_LIMIT = 5_000  # MLflow's tag value column (SQLite does not enforce it; PostgreSQL does)
+CHANGE_KEYS = ("action", "version", "from", "to", "alias")
 JSON_KEYS = ("seq", "time", "actor", "action", "model", "version", "from", "to", "alias", "reason", "result")
 
 
@@ -113,10 +116,10 @@ def baseline(registry: Registry, model: str) -> list[Change]:
 
 
 def record(registry: Registry, model: str, changes: list[Change], reason: str, result: str = "ok") -> None:
-    """Append one event per change, in order; `result` is ok, forced, refused or repair."""
+    """Append `changes` as one ledger version (more only if they overflow a tag value), in order;
+    `result` is ok, forced, refused or repair."""
     appended = []
-    for change in changes:
-        tags = event_tags(registry.settings.actor, model, change, reason, result)
+    for tags in event_tags(registry.settings.actor, model, changes, reason, result):
         try:
             appended.append(registry.add_version(ledger_name(model), EVENT_SOURCE, tags).number)
         except (NotFound, PermissionDenied):  # 403 on an authenticated server: the ledger is gone
@@ -144,7 +147,7 @@ def pack(registry: Registry, model: str, through: int) -> None:
     ]
     if not entries:
         return
-    payload = base64.b64encode(zlib.compress(json.dumps(entries, separators=(",", ":")).encode(), 9)).decode()
+    payload = base64.b64encode(zlib.compress(_compact(entries).encode(), 9)).decode()
     parts = [payload[at : at + TAG_VALUE_LIMIT] for at in range(0, len(payload), TAG_VALUE_LIMIT)]
     pack_name = f"{PACK_PREFIX}{entries[0][0]}-{entries[-1][0]}"
     for index, part in enumerate(parts, 1):
@@ -158,25 +161,33 @@ def packed_through(tags: dict[str, str]) -> int:
     return int(value) if value.isdigit() else 0
 
 
-def event_tags(actor: str, model: str, change: Change, reason: str, result: str) -> dict[str, str]:
-    """The one version tag that holds an event: its fields as compact JSON, with a unique id.
+def event_tags(
+    actor: str, model: str, changes: list[Change], reason: str, result: str
+) -> list[dict[str, str]]:
+    """The version tags that record `changes`: one tag per version, its fields as compact JSON with
+    a unique id; usually one version, more only when the changes overflow a tag value.
 
     One tag, not one per field: the server reads every tag row of every event it returns, and
     ten tags per event made a 10,000-event history several times slower.
     """
-    fields = {
-        "id": uuid.uuid4().hex,
-        "actor": actor,
-        "action": change.action,
-        "model": model,
-        "version": change.version,
-        "from": change.from_,
-        "to": change.to,
-        "alias": change.alias,
-        "reason": reason,
-        "result": result,
-    }
-    return {EVENT_TAG: json.dumps(fields, separators=(",", ":"))}
+    head = {"actor": actor, "model": model, "reason": reason, "result": result}
+    overhead = len(_compact({"id": uuid.uuid4().hex, **head, "changes": []}))
+    batches: list[list[dict[str, Any]]] = [[]]
+    size = overhead
+    for change in changes:
+        values = (change.action, change.version, change.from_, change.to, change.alias)
+        item = dict(zip(CHANGE_KEYS, values, strict=True))
+        grown = len(_compact(item)) + 1
+        if batches[-1] and size + grown > TAG_VALUE_LIMIT:
+            batches.append([])
+            size = overhead
+        batches[-1].append(item)
+        size += grown
+    return [{EVENT_TAG: _compact({"id": uuid.uuid4().hex, **head, "changes": batch})} for batch in batches]
+
+
+def _compact(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"))
 
 
 def events(registry: Registry, model: str) -> list[Event]:
@@ -198,7 +209,7 @@ def events(registry: Registry, model: str) -> list[Event]:
         if event_id in seen:  # packed twice, or a retried POST applied twice
             continue
         seen.add(event_id)
-        found.append(_event(seq, time_ms, fields))
+        found += _events(seq, time_ms, fields)
     return found
 
 
@@ -237,6 +248,15 @@ def _fields(version: Version) -> dict[str, Any]:
     except ValueError:
         return {}
     return fields if isinstance(fields, dict) else {}
+
+
+def _events(seq: int, time_ms: int, fields: dict[str, Any]) -> list[Event]:
+    """The events one ledger version holds: each of its changes, or itself (one change per version,
+    as the ledger stored them at first)."""
+    changes = fields.get("changes")
+    if not isinstance(changes, list):
+        return [_event(seq, time_ms, fields)]
+    return [_event(seq, time_ms, {**fields, **change}) for change in changes if isinstance(change, dict)]
 
 
 def _event(seq: int, time_ms: int, fields: dict[str, Any]) -> Event:

@@ -12,7 +12,8 @@ import dataclasses
 from collections.abc import Iterator
 
 from registry import lock
-from registry.client import Registry, Version
+from registry.client import ModelState, Registry, Version
+from registry.config import Settings
 from registry.errors import BadInput
 from registry.gates import Check, refusal
 from registry.ledger import Change
@@ -77,16 +78,15 @@ def alias_changes(current: dict[str, int], wanted: dict[str, int | None]) -> lis
     return changes
 
 
-def mirrored(registry: Registry, model: str, version: Version, target: str) -> dict[str, int | None]:
+def mirrored(settings: Settings, state: ModelState, version: Version, target: str) -> dict[str, int | None]:
     """With MIRROR_STAGE_ALIASES: the target stage's alias on `version`, and the alias of the stage
-    it leaves removed when that stage empties."""
-    settings = registry.settings
+    it leaves removed when that stage empties (as `state`, the model read for the change, shows it)."""
     if not settings.mirror_stage_aliases or version.stage == target:
         return {}
     names = {"Production": settings.prod_alias, "Staging": settings.staging_alias}
     wanted: dict[str, int | None] = {}
     if version.stage in MIRRORED_STAGES:
-        others = [n for n in registry.in_stage(model, version.stage) if n != version.number]
+        others = [n for n in state.in_stage(version.stage) if n != version.number]
         if not others:
             wanted[names[version.stage]] = None
     if target in MIRRORED_STAGES:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from registry import gates, ledger
-from registry.client import Registry, Version
+from registry.client import ModelState, Registry, Version
 from registry.errors import NotFound, Refused
 from registry.gates import failures
 from registry.ledger import Change
@@ -35,18 +35,18 @@ def stage(
     if target == "Production" and registry.get_version(model, number).stage != target:
         candidate.load_check()  # before the lock: loading takes seconds and needs no lock
     with guarded(registry, model, f"stage {number} {target}", dry_run):
-        version = ready_version(registry, model, number)
-        holders = registry.in_stage(model, target) if archive and target in ARCHIVING_STAGES else []
+        state = registry.model_state(model)
+        version = ready_version(registry, model, number, state)
+        holders = state.in_stage(target) if archive and target in ARCHIVING_STAGES else []
         changes = stage_moves(version, target, holders)
         checks = [] if target == "Production" else protection(registry, alias)
         if changes and target == "Production":
             champion = max((n for n in holders if n != number), default=None)
             checks += gates.check(registry, candidate, version, champion, metric=True)
-        wanted = mirrored(registry, model, version, target)
+        wanted = mirrored(registry.settings, state, version, target)
         if alias is not None:
             wanted[alias] = number
-        if wanted:
-            changes += alias_changes(registry.aliases(model), wanted)
+        changes += alias_changes(state.aliases, wanted)
         plan = Plan(changes, checks)
         if not dry_run:
             attempt = Change("refused", number, from_=version.stage, to=target, alias=alias)
@@ -66,8 +66,10 @@ def set_alias(
     """Point `alias` at version `number` (refused for a protected alias); no changes when it is there."""
     require_reason(force, reason)
     with guarded(registry, model, f"alias {alias} {number}", dry_run):
-        registry.get_version(model, number)
-        current = registry.aliases(model)
+        state = registry.model_state(model)
+        current = state.aliases
+        if number not in current.values() and state.version(number) is None:
+            registry.get_version(model, number)  # NotFound before anything is written
         plan = Plan(alias_changes(current, {alias: number}), protection(registry, alias))
         if not dry_run:
             before = current.get(alias)
@@ -83,7 +85,7 @@ def delete_alias(
     """Remove `alias` (refused for a protected alias); NotFound when it is not set."""
     require_reason(force, reason)
     with guarded(registry, model, f"alias {alias} --delete", dry_run):
-        current = registry.aliases(model).get(alias)
+        current = registry.model_state(model).aliases.get(alias)
         if current is None:
             raise NotFound(f"alias {alias!r} of model {model!r} is not set; see `versions`")
         plan = Plan(alias_changes({alias: current}, {alias: None}), protection(registry, alias))
@@ -93,8 +95,9 @@ def delete_alias(
     return plan
 
 
-def ready_version(registry: Registry, model: str, number: int) -> Version:
-    version = registry.get_version(model, number)
+def ready_version(registry: Registry, model: str, number: int, state: ModelState) -> Version:
+    """Version `number`, refused unless READY; read on its own only when `state` does not show it."""
+    version = state.version(number) or registry.get_version(model, number)
     if version.status != "READY":
         raise Refused(
             f"version {number} of model {model!r} is {version.status}, not READY; "

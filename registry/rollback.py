@@ -41,20 +41,21 @@ def rollback(
         candidates[to] = gates.Candidate(registry, model, to)
         candidates[to].load_check()
     with guarded(registry, model, "rollback" if to is None else f"rollback --to {to}", dry_run):
-        holders = registry.in_stage(model, "Production")
+        state = registry.model_state(model)
+        holders = state.in_stage("Production")
         current = max(holders) if holders else None
         if to is None:
             to = previous_production(
                 ledger.events(registry, model), current, lambda v: registry.version_exists(model, v)
             )
-        version = ready_version(registry, model, to)
+        version = ready_version(registry, model, to, state)
         if to == current:
             return Rollback(to, current, Plan([], []))
         changes = stage_moves(version, "Production", holders, action="rollback")
         candidate = candidates.get(to) or gates.Candidate(registry, model, to)
         checks = gates.check(registry, candidate, version, current, metric=False)
-        wanted = {**mirrored(registry, model, version, "Production"), alias: to}
-        changes += alias_changes(registry.aliases(model), wanted)
+        wanted = {**mirrored(registry.settings, state, version, "Production"), alias: to}
+        changes += alias_changes(state.aliases, wanted)
         plan = Plan(changes, checks)
         if not dry_run:
             attempt = Change("refused", to, from_=version.stage, to="Production", alias=alias)

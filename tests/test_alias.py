@@ -58,3 +58,25 @@ def test_missing_alias_and_missing_version_are_not_found(
     assert cli("alias", "--model", model, "--name", "ghost", "--delete").code == 4
     assert cli("alias", "--model", model, "--name", "champion", "--version", 7).code == 4
     assert aliases(client, model) == {}
+
+
+def test_a_prompt_is_not_a_model_to_stage_or_alias(cli: Any, server: Any, model: str) -> None:
+    import requests
+
+    api = f"{server.url}/api/2.0/mlflow"
+    prompt_tag = [{"key": "mlflow.prompt.is_prompt", "value": "true"}]
+    requests.post(f"{api}/registered-models/create", json={"name": model, "tags": prompt_tag}, timeout=30)
+    created = requests.post(
+        f"{api}/model-versions/create", json={"name": model, "source": "prompt:/text"}, timeout=30
+    )
+    assert created.status_code == 200, created.text
+    for args in (
+        ["alias", "--name", "champion", "--version", 1],
+        ["stage", "--version", 1, "--stage", "Staging"],
+    ):
+        outcome = cli(*args, "--model", model)
+        assert outcome.code == 4 and "does not exist" in outcome.err, outcome
+    stored = requests.get(
+        f"{api}/model-versions/get", params={"name": model, "version": "1"}, timeout=30
+    ).json()
+    assert stored["model_version"]["current_stage"] == "None" and not stored["model_version"].get("aliases")

@@ -137,3 +137,47 @@ def test_a_deleted_ledger_is_started_again_by_the_next_change(
     found = ledger.events(registry, model)
     assert [e.action for e in found] == ["baseline", "alias"]
     assert found[-1].reason == "after the ledger was deleted"
+
+
+def test_a_command_is_one_ledger_version_and_its_changes_share_a_seq(registry: Registry, model: str) -> None:
+    registry.create_model(ledger.ledger_name(model), description="", tags={})
+    moves = [
+        ledger.Change("stage", 2, "None", "Production"),
+        ledger.Change("archive", 1, "Production", "Archived"),
+    ]
+    ledger.record(registry, model, moves, "one command")
+    assert len(every_version(registry, model)) == 1
+    found = ledger.events(registry, model)
+    assert [(e.seq, e.action, e.version, e.from_, e.to) for e in found] == [
+        (1, "stage", 2, "None", "Production"),
+        (1, "archive", 1, "Production", "Archived"),
+    ]
+    assert {e.reason for e in found} == {"one command"}
+
+
+def test_changes_too_many_for_one_tag_value_spill_into_more_versions(registry: Registry, model: str) -> None:
+    registry.create_model(ledger.ledger_name(model), description="", tags={})
+    many = [ledger.Change("baseline", n, to=str(n), alias=f"alias-{n:03d}") for n in range(1, 121)]
+    ledger.record(registry, model, many, "first use of the ledger")
+    stored = list(iter_versions(registry, ledger.ledger_name(model)))
+    assert len(stored) > 1 and all(len(v.tags[ledger.EVENT_TAG]) <= ledger.TAG_VALUE_LIMIT for v in stored)
+    assert [e.alias for e in ledger.events(registry, model)] == [f"alias-{n:03d}" for n in range(1, 121)]
+
+
+def test_a_ledger_in_the_first_format_one_event_per_version_reads_the_same(
+    registry: Registry, model: str
+) -> None:
+    name = ledger.ledger_name(model)
+    registry.create_model(name, description="", tags={})
+    for number, action in ((2, "stage"), (1, "archive")):
+        fields = {"id": secrets.token_hex(16), "actor": "alice", "action": action, "model": model,
+                  "version": number, "from": None, "to": "Production", "alias": None, "reason": "old",
+                  "result": "ok"}  # fmt: skip
+        registry.add_version(name, ledger.EVENT_SOURCE, {ledger.EVENT_TAG: json.dumps(fields)})
+    ledger.record(registry, model, [ledger.Change("alias", 2, to="2", alias="prod")], "new")
+    found = ledger.events(registry, model)
+    assert [(e.seq, e.action, e.actor, e.reason) for e in found] == [
+        (1, "stage", "alice", "old"),
+        (2, "archive", "alice", "old"),
+        (3, "alias", registry.settings.actor, "new"),
+    ]

@@ -60,42 +60,60 @@ def test_history_costs_one_request_plus_one_per_page_of_unpacked_events(
     registry = registry_via(proxy, server)
     registry.create_model(ledger.ledger_name(model), description="", tags={})
     monkeypatch.setattr(ledger, "PACK_EVERY", 40)
-    changes = [ledger.Change("stage", n, "None", "Staging") for n in range(1, 41)]
-    ledger.record(registry, model, changes, "")  # event 40 packs events 1-40
-    ledger.record(registry, model, changes[:25], "")  # events 41-65, not packed yet
+    record_commands(registry, model, 1, 40)  # the 40th ledger version packs 1-40
+    record_commands(registry, model, 41, 65)  # not packed yet
     monkeypatch.setattr(ledger, "PAGE_SIZE", 10)
     assert counted(proxy, lambda: len(ledger.events(registry, model))) == 1 + 3, proxy.breakdown()
-    ledger.record(registry, model, changes[:15], "")  # event 80 packs events 41-80
+    record_commands(registry, model, 66, 80)  # the 80th packs 41-80
     assert counted(proxy, lambda: len(ledger.events(registry, model))) == 1 + 1, proxy.breakdown()
 
 
-# Requests measured with MLflow 3.17.2. MLflow's client adds a GET registered-models/get (its prompt
-# check) before every transition, alias set/delete and get_latest_versions; the tool's tag writes skip it.
-# lock off: stage (archiving one holder) = get version, get model (the holders), transition (2),
-# 2 ledger events; alias = get version, get model, set alias (2), 1 ledger event; delete = get model,
-# delete (2), 1 ledger event. The model's ledger marker spares the ledger check (a create answered 400).
+def record_commands(registry: Registry, model: str, first: int, last: int) -> None:
+    """One command per version number, each one ledger version."""
+    for n in range(first, last + 1):
+        ledger.record(registry, model, [ledger.Change("stage", n, "None", "Staging")], "")
+
+
+# Requests measured with MLflow 3.17.2. MLflow's client sends a GET registered-models/get (its prompt
+# check) before every transition and alias set/delete; the tool checks the model it read anyway.
+# lock off: stage (archiving one holder) = get model (holders, aliases, the latest version of each
+# stage), transition, 1 ledger version for all its changes (the move and the archive); plus a get
+# version when the version moved is not the latest of its stage (its stage and status are unknown).
+# alias = get model, set alias, 1 ledger version; delete = get model, delete, 1 ledger version.
+# The model's ledger marker spares the ledger check (a create answered 400).
 # The lock adds: ticket, search for turn, release tag.
 STEADY = {
-    # lock: (stage to Staging archiving one, alias set new, alias move, alias delete)
-    True: (9, 8, 8, 7),
-    False: (6, 5, 5, 4),
+    # lock: (stage older version, stage newest version, alias set new, alias move, alias delete)
+    True: (7, 6, 6, 6, 6),
+    False: (4, 3, 3, 3, 3),
 }
-FIRST_USE = {True: 16, False: 10}  # first change: creates the ledger (and lock) models, marks the model
+FIRST_USE = {True: 15, False: 9}  # first change: creates the ledger (and lock) models, marks the model
 
 
 @pytest.mark.parametrize("lock", [True, False], ids=["lock-on", "lock-off"])
 def test_stage_and_alias_request_counts(
     server: Server, proxy: CountingProxy, model: str, make_versions: Any, lock: bool
 ) -> None:
-    make_versions(3)
+    make_versions(4)
     registry = registry_via(proxy, server, lock=lock)
     first = counted(proxy, lambda: stage(registry, model, 1, "Staging"))
     assert first <= FIRST_USE[lock], proxy.breakdown()
-    staged = counted(proxy, lambda: stage(registry, model, 2, "Staging"))
-    aliased = counted(proxy, lambda: set_alias(registry, model, "champion", 2))
-    moved = counted(proxy, lambda: set_alias(registry, model, "champion", 1))
+    older = counted(proxy, lambda: stage(registry, model, 2, "Staging"))  # 4 is the latest in None
+    newest = counted(proxy, lambda: stage(registry, model, 4, "Staging"))
+    aliased = counted(proxy, lambda: set_alias(registry, model, "champion", 4))
+    moved = counted(proxy, lambda: set_alias(registry, model, "champion", 2))  # the latest Archived
     deleted = counted(proxy, lambda: delete_alias(registry, model, "champion"))
-    measured = (staged, aliased, moved, deleted)
+    measured = (older, newest, aliased, moved, deleted)
     assert all(m <= bound for m, bound in zip(measured, STEADY[lock], strict=True)), (measured, STEADY[lock])
     events = ledger.events(registry, model)
-    assert [e.action for e in events][-5:] == ["stage", "archive", "alias", "alias", "alias-delete"]
+    recorded = [(e.action, e.version) for e in events][-7:]
+    assert recorded == [
+        ("stage", 2),
+        ("archive", 1),
+        ("stage", 4),
+        ("archive", 2),
+        ("alias", 4),
+        ("alias", 2),
+        ("alias-delete", 2),
+    ]
+    assert events[-7].seq == events[-6].seq != events[-5].seq  # one ledger version per command
