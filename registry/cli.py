@@ -15,6 +15,7 @@ from registry.config import Settings, load_settings, redact, with_tracking_uri
 from registry.errors import BadInput, Drift, Refused, RegistryError
 from registry.ledger import Change
 from registry.plan import Plan
+from registry.tables import table
 from registry.timetravel import Snapshot, moment
 
 Handler = Callable[[argparse.Namespace, Settings], int]
@@ -43,6 +44,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         _fail("interrupted")
         return 130
+    except BrokenPipeError:  # the reader went away (`versions | head`): stop quietly, as `seq` does
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
     except Exception as exc:  # the one place where anything unexpected becomes exit 1
         first = (str(exc).strip().splitlines() or [""])[0]
         _fail(f"unexpected {type(exc).__name__}: {first}; please report it")
@@ -185,8 +189,6 @@ def _train(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _versions(args: argparse.Namespace, settings: Settings) -> int:
-    from tabulate import tabulate
-
     from registry.versions import list_versions
 
     model = _model(args, settings)
@@ -196,13 +198,12 @@ def _versions(args: argparse.Namespace, settings: Settings) -> int:
     elif not rows:
         print(f"No versions of {model} match.")
     else:
-        table = [
-            [r.version, r.stage, ", ".join(r.aliases), r.created, r.run_id,
+        cells = [
+            [str(r.version), r.stage, ", ".join(r.aliases), r.created, r.run_id,
              "" if r.accuracy is None else f"{r.accuracy:.4f}"]
             for r in rows
         ]  # fmt: skip
-        headers = ["version", "stage", "aliases", "created", "run_id", "accuracy"]
-        print(tabulate(table, headers=headers, disable_numparse=True))
+        print(table(cells, ["version", "stage", "aliases", "created", "run_id", "accuracy"]))
     return 0
 
 
@@ -249,8 +250,6 @@ def _rollback(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _history(args: argparse.Namespace, settings: Settings) -> int:
-    from tabulate import tabulate
-
     from registry.ledger import events
     from registry.timetravel import life, replay
 
@@ -275,8 +274,9 @@ def _history(args: argparse.Namespace, settings: Settings) -> int:
         print(f"The ledger of {model} is empty: no change has been made through this tool yet.")
     else:
         keys = ["seq", "time", "actor", "action", "version", "from", "to", "alias", "reason"]
-        rows = [[row[key] or "" for key in keys] for row in (event.as_json() for event in found)]
-        print(tabulate(rows, headers=keys, disable_numparse=True))
+        fields = (event.as_json() for event in found)
+        rows = [["" if row[key] is None else str(row[key]) for key in keys] for row in fields]
+        print(table(rows, keys))
     return 0
 
 
@@ -293,8 +293,6 @@ def _snapshot(snapshot: Snapshot, as_json: bool) -> int:
 
 
 def _doctor(args: argparse.Namespace, settings: Settings) -> int:
-    from tabulate import tabulate
-
     from registry.doctor import doctor
 
     model = _model(args, settings)
@@ -309,7 +307,7 @@ def _doctor(args: argparse.Namespace, settings: Settings) -> int:
                 [f.check, f.subject, f.detail, "yes" if f.repair else "no: needs a person"]
                 for f in report.findings
             ]
-            print(tabulate(rows, headers=["check", "subject", "problem", "--fix"], disable_numparse=True))
+            print(table(rows, ["check", "subject", "problem", "--fix"]))
     if report.findings:
         _fail(f"{len(report.findings)} problem(s) in {model}" + ("" if args.fix else "; see `doctor --fix`"))
         return Drift.exit_code

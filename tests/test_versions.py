@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import json
+import os
 import re
+import subprocess
+import sys
 from typing import Any
 
 import pytest
 
 from registry.client import Registry
 from registry.versions import list_versions
+from tests.conftest import ROOT
 
 pytestmark = pytest.mark.postgres
 
@@ -76,3 +80,17 @@ def test_versions_of_an_unknown_model_is_not_found(cli: Any, model: str) -> None
     outcome = cli("versions", "--model", model)
     assert outcome.code == 4
     assert model in outcome.err and outcome.err.count("\n") == 1
+
+
+def test_a_reader_that_stops_early_ends_the_listing_quietly(
+    env: dict[str, str], model: str, make_versions: Any
+) -> None:
+    make_versions(3)
+    command = f"{sys.executable} -m registry versions --model {model} | true"  # the reader is gone at once
+    environment = {**os.environ, **env, "PYTHONPATH": str(ROOT)}
+    done = subprocess.run(
+        ["bash", "-c", command + '; echo "exit=${PIPESTATUS[0]}"'],
+        capture_output=True, text=True, env=environment, timeout=300,
+    )  # fmt: skip
+    assert done.stderr == ""
+    assert done.stdout.strip() == "exit=141"  # as `seq 1 100000 | true` ends
