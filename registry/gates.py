@@ -154,9 +154,14 @@ def _predict(loaded: Any, example: Any) -> str:
     try:
         loaded.predict(example)
     except Exception as exc:  # schema enforcement and the model's own code can raise anything
-        message = str(exc).strip()
-        if "Error: " in message:  # MLflow's schema errors quote the whole frame before the reason
-            message = message.rsplit("Error: ", 1)[1]
-        lines = message.splitlines()
-        return lines[0] if lines else type(exc).__name__
+        return prediction_error(exc)
     return ""
+
+
+def prediction_error(exc: Exception) -> str:
+    """The first line of why a prediction failed; MLflow's schema errors quote the whole frame first."""
+    message = str(exc).strip()
+    if "Error: " in message:
+        message = message.rsplit("Error: ", 1)[1]
+    lines = message.splitlines()
+    return lines[0] if lines else type(exc).__name__

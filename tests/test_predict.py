@@ -38,3 +38,12 @@ def test_predict_reports_missing_targets_and_bad_uris(cli: Any, model: str, make
     assert cli("predict", "--model", model, "--version", 9).code == 4
     assert cli("predict", "--uri", "runs:/abc/model").code == 2
     assert cli("predict", "--uri", f"models:/{model}/Prod").code == 2
+
+
+def test_a_version_that_cannot_load_is_refused_in_one_line(cli: Any, client: Any, model: str) -> None:
+    client.create_registered_model(model)
+    client.create_model_version(model, "fake:/model")
+    outcome = cli("predict", "--model", model, "--version", 1)
+    assert outcome.code == 5, outcome
+    assert outcome.err.startswith(f"error: version 1 of model '{model}' cannot be loaded: ")
+    assert outcome.err.count("\n") == 1 and "Traceback" not in outcome.err
