@@ -39,8 +39,8 @@ class Version:
 
 @dataclasses.dataclass(frozen=True)
 class ModelState:
-    """A registered model as one `get_registered_model` shows it: its aliases, the latest version
-    of each stage, and its tags."""
+    """A registered model as one read of it shows it (`Registry.model_state`): its aliases, the
+    latest version of each stage, and its tags."""
 
     aliases: dict[str, int]
     latest: list[Version]
@@ -232,8 +232,8 @@ class Registry:
     def in_stage(self, model: str, stage: str) -> list[int]:
         """Versions of `model` in `stage` as MLflow reports them (the latest one per stage).
 
-        Read from `get_registered_model`, which carries the latest version of each stage: one
-        request, where `get_latest_versions` costs MLflow's client two.
+        One read of the model, which carries the latest version of each stage, where
+        `get_latest_versions` costs MLflow's client two requests.
         """
         return self.model_state(model).in_stage(stage)
 
