@@ -310,7 +310,9 @@ def short(breakdown: dict[str, int]) -> str:
     return "; ".join(f"{k} ×{v}" for k, v in breakdown.items()) or "-"
 
 
-def versions(url: str, work: Path, sizes: list[int], repeat: int) -> tuple[str, str, dict[int, str]]:
+def versions(
+    url: str, work: Path, sizes: list[int], repeat: int, settle: Callable[[], None]
+) -> tuple[str, str, dict[int, str]]:
     from mlflow import MlflowClient
 
     from registry.versions import list_versions
@@ -324,6 +326,7 @@ def versions(url: str, work: Path, sizes: list[int], repeat: int) -> tuple[str, 
         start = time.perf_counter()
         create_versions(url, model, n)
         set_aliases(url, model, n)
+        settle()
         made = time.perf_counter() - start
         listed = list_versions(registry, model)
         assert len(listed) == n and listed[0].aliases == ["prod"], "list_versions gave a wrong answer"
@@ -504,7 +507,7 @@ def history_floor(url: str, model: str) -> Callable[[], Any]:
     return call
 
 
-def history(url: str, work: Path, events: int, repeat: int) -> str:
+def history(url: str, work: Path, events: int, repeat: int, settle: Callable[[], None]) -> str:
     from registry import ledger
     from registry.ledger import events as ledger_events
 
@@ -518,6 +521,7 @@ def history(url: str, work: Path, events: int, repeat: int) -> str:
         created = time.perf_counter()
         for through in range(ledger.PACK_EVERY, count + 1, ledger.PACK_EVERY):
             ledger.pack(registry, model, through)  # what the writer of every PACK_EVERY-th event does
+        settle()
         setup = f"{created - start:.1f} s + packing {time.perf_counter() - created:.1f} s"
         found = ledger_events(registry, model)
         assert len(found) == count, f"history gave {len(found)} events, expected {count}"
@@ -719,7 +723,7 @@ def main(argv: list[str] | None = None) -> int:
                 PostgresDatabase(args.postgres_uri) as db,
                 MlflowServer(work / "postgres", workers=1, backend=db.uri) as server,
             ):
-                backend_sections(server.url, "PostgreSQL", work, args, emit)
+                backend_sections(server.url, "PostgreSQL", work, args, emit, db.analyze)
     load = " / ".join(f"{x:.1f}" for x in os.getloadavg())
     emit("Done", f"whole run {time.perf_counter() - began:.0f} s; load average at the end {load}")
     if args.out:
@@ -727,18 +731,26 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def backend_sections(url: str, name: str, work: Path, args: argparse.Namespace, emit: Any) -> dict[int, str]:
-    """The sections run on every backend; returns the `versions` models by N."""
+def backend_sections(
+    url: str,
+    name: str,
+    work: Path,
+    args: argparse.Namespace,
+    emit: Any,
+    settle: Callable[[], None] = lambda: None,
+) -> dict[int, str]:
+    """The sections run on every backend; returns the `versions` models by N. `settle` runs after
+    each bulk setup (PostgreSQL: ANALYZE, as autovacuum does a minute or so after a real load)."""
     models: dict[int, str] = {}
     if "versions" in args.sections:
-        table, whole, models = versions(url, work, args.sizes, args.repeat)
+        table, whole, models = versions(url, work, args.sizes, args.repeat, settle)
         emit(f"versions: requests and in-process time ({name})", table)
         emit(f"versions: whole command ({name})", whole)
     if "mutations" in args.sections:
         for variant, table in mutations(url, args.repeat):
             emit(f"Mutations: requests per command, {variant} ({name})", table)
     if "history" in args.sections:
-        emit(f"history ({name})", history(url, work, args.events, args.repeat))
+        emit(f"history ({name})", history(url, work, args.events, args.repeat, settle))
     return models
 
 

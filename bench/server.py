@@ -104,10 +104,17 @@ class PostgresDatabase:
         scheme = "postgresql+psycopg2"  # SQLAlchemy 2.1 takes psycopg 3 for plain postgresql://
         self.uri = urlunsplit((scheme, parts.netloc, f"/{self.name}", "", ""))
 
-    def _execute(self, statement: str) -> None:
+    def analyze(self) -> None:
+        """Refresh the planner's statistics of this database. Right after thousands of rows are
+        created at once, before autovacuum has analyzed them, PostgreSQL may plan MLflow's model
+        search badly (1.8 s instead of 25 ms at 3,000 versions); a real registry grows slowly."""
+        self._execute("ANALYZE", self.uri)
+
+    def _execute(self, statement: str, uri: str | None = None) -> None:
         import psycopg2
 
-        conn = psycopg2.connect(self.admin_uri.replace("postgresql+psycopg2://", "postgresql://"))
+        target = uri or self.admin_uri
+        conn = psycopg2.connect(target.replace("postgresql+psycopg2://", "postgresql://"))
         try:
             conn.autocommit = True
             with conn.cursor() as cursor:
