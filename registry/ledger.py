@@ -36,7 +36,6 @@ PACK_PREFIX = "pack."  # pack tags: pack.<first seq>-<last seq>.<part>of<parts>
 PACK_KEY = re.compile(r"pack\.(?P<pack>\d+-\d+)\.(?P<part>\d+)of(?P<count>\d+)")
 PACKED_THROUGH = "packed_through"  # ledger model tag: the events up to this seq are all in packs
 TAG_VALUE_LIMIT = 5_000  # MLflow's tag value column (SQLite does not enforce it; PostgreSQL does)
-CHANGE_KEYS = ("action", "version", "from", "to", "alias")
 JSON_KEYS = ("seq", "time", "actor", "action", "model", "version", "from", "to", "alias", "reason", "result")
 
 
@@ -175,8 +174,8 @@ def event_tags(
     batches: list[list[dict[str, Any]]] = [[]]
     size = overhead
     for change in changes:
-        values = (change.action, change.version, change.from_, change.to, change.alias)
-        item = dict(zip(CHANGE_KEYS, values, strict=True))
+        item = {"action": change.action, "version": change.version, "from": change.from_, "to": change.to,
+                "alias": change.alias}  # fmt: skip
         grown = len(_compact(item)) + 1
         if batches[-1] and size + grown > TAG_VALUE_LIMIT:
             batches.append([])
