@@ -1,21 +1,18 @@
-"""The one place that talks to MLflow: wraps `MlflowClient` and turns its errors into ours."""
+"""The one place that talks to MLflow: wraps `MlflowClient`; `registry.connection` sets it up and
+turns its errors into ours."""
 
 from __future__ import annotations
 
 import dataclasses
-import os
-import socket
-import sys
 import time
 import uuid
 import warnings
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
 
 from registry.config import Settings
-from registry.errors import BadInput, NotFound, PermissionDenied, Refused, RegistryError, Unreachable
+from registry.connection import configure_mlflow, first_line, mlflow_errors, no_retries, probe, translate
+from registry.errors import BadInput, NotFound, Refused, RegistryError, Unreachable
 
 if TYPE_CHECKING:
     from mlflow.entities.model_registry import ModelVersion
@@ -54,82 +51,6 @@ class ModelState:
         return next((version for version in self.latest if version.number == number), None)
 
 
-def configure_mlflow(settings: Settings) -> None:
-    """Export the settings MLflow reads from the environment (retries, credentials, server)."""
-    os.environ["MLFLOW_TRACKING_URI"] = settings.tracking_uri
-    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "ERROR")
-    # No usage reports leave the machine, and no wait for them at exit.
-    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
-    # MLflow's request headers probe for a Databricks notebook by importing IPython when it is
-    # installed (~0.5 s per command); a command-line process is never in a notebook.
-    sys.modules.setdefault("IPython", None)  # type: ignore[arg-type]
-    os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] = str(settings.http_max_retries)
-    os.environ["MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR"] = str(settings.http_backoff_factor)
-    os.environ["MLFLOW_HTTP_REQUEST_TIMEOUT"] = str(settings.http_timeout)
-    if settings.username:
-        os.environ["MLFLOW_TRACKING_USERNAME"] = settings.username
-    if settings.password:
-        os.environ["MLFLOW_TRACKING_PASSWORD"] = settings.password
-    # Stage calls are deprecated since MLflow 2.9 and warn on every use; the tool decides that.
-    warnings.filterwarnings("ignore", category=FutureWarning)
-    warnings.filterwarnings("ignore", category=UserWarning, module=r"mlflow\..*")
-
-
-@contextmanager
-def mlflow_errors(settings: Settings, subject: str) -> Iterator[None]:
-    """Turn MLflow and HTTP failures raised inside into RegistryError subclasses."""
-    from mlflow.exceptions import MlflowException
-    from requests.exceptions import RequestException
-
-    try:
-        yield
-    except MlflowException as exc:
-        raise _translate(settings, subject, exc.error_code, str(exc)) from None
-    except RequestException as exc:
-        raise _translate(settings, subject, "", f"API request failed with exception {exc}") from None
-
-
-def _translate(settings: Settings, subject: str, code: str, message: str) -> RegistryError:
-    server = settings.tracking_uri
-    first_line = message.strip().splitlines()[0] if message.strip() else code
-    if code == "RESOURCE_DOES_NOT_EXIST":
-        return NotFound(f"{subject} does not exist on {server}")
-    if code == "UNAUTHENTICATED":
-        return PermissionDenied(
-            f"{server} refused the credentials (401); "
-            "set MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD in .env"
-        )
-    if code == "PERMISSION_DENIED":
-        return PermissionDenied(
-            f"permission denied by {server} for {subject} (403); "
-            f"ask an admin to grant user {settings.username or '(anonymous)'} access"
-        )
-    if "API request to" in message and ("failed with exception" in message or "timeout exception" in message):
-        return Unreachable(
-            f"cannot reach the MLflow server at {server} ({_network_reason(message, settings)}); "
-            "start it with `invoke up` or fix MLFLOW_TRACKING_URI"
-        )
-    if code == "INVALID_PARAMETER_VALUE":
-        return BadInput(f"MLflow rejected {subject}: {first_line}")
-    return RegistryError(f"the server failed on {subject}: {first_line}")
-
-
-def _first_line(exc: BaseException) -> str:
-    lines = str(exc).strip().splitlines()
-    return lines[0] if lines else type(exc).__name__
-
-
-def _network_reason(message: str, settings: Settings) -> str:
-    lowered = message.lower()
-    if "refused" in lowered:
-        return "connection refused"
-    if "timeout" in lowered or "timed out" in lowered:
-        return f"no answer within {settings.http_timeout} s"
-    if "resolve" in lowered or "name or service" in lowered or "nodename" in lowered:
-        return "unknown host"
-    return "network error"
-
-
 def _version(mv: ModelVersion) -> Version:
     return Version(
         number=int(mv.version),
@@ -151,35 +72,6 @@ def _json_version(mv: dict[str, Any]) -> Version:
         created_ms=int(mv.get("creation_timestamp") or 0),
         tags={tag["key"]: tag.get("value", "") for tag in mv.get("tags") or []},
     )
-
-
-def probe(settings: Settings) -> None:
-    """Fail at once when nothing listens at the server's address (MLflow would retry for seconds)."""
-    parts = urlsplit(settings.tracking_uri)
-    port = parts.port or (443 if parts.scheme == "https" else 80)
-    try:
-        socket.create_connection((parts.hostname, port), timeout=settings.http_timeout).close()
-    except OSError as exc:
-        reason = "unknown host" if isinstance(exc, socket.gaierror) else _network_reason(str(exc), settings)
-        raise Unreachable(
-            f"cannot reach the MLflow server at {settings.tracking_uri} ({reason}); "
-            "start it with `invoke up` or fix MLFLOW_TRACKING_URI"
-        ) from None
-
-
-@contextmanager
-def _no_retries() -> Iterator[None]:
-    """MLflow retries POSTs too; inside this block it sends each request once."""
-    key = "MLFLOW_HTTP_REQUEST_MAX_RETRIES"
-    saved = os.environ.get(key)
-    os.environ[key] = "0"
-    try:
-        yield
-    finally:
-        if saved is None:
-            os.environ.pop(key, None)
-        else:
-            os.environ[key] = saved
 
 
 class Registry:
@@ -339,7 +231,7 @@ class Registry:
         except MlflowException as exc:
             if exc.error_code == "RESOURCE_ALREADY_EXISTS":
                 return False
-            raise _translate(self.settings, f"model {model!r}", exc.error_code, str(exc)) from None
+            raise translate(self.settings, f"model {model!r}", exc.error_code, str(exc)) from None
         return True
 
     def add_version(self, model: str, source: str, tags: dict[str, str]) -> Version:
@@ -361,7 +253,7 @@ class Registry:
         attempt = 0
         while True:
             try:
-                with self.errors(f"model {model!r}"), _no_retries():
+                with self.errors(f"model {model!r}"), no_retries():
                     created = self._client.create_model_version(
                         model, source, tags=tags, model_id=model_id, await_creation_for=0
                     )
@@ -401,12 +293,12 @@ class Registry:
         try:
             return mlflow.pyfunc.load_model(f"models:/{model}/{number}")
         except MlflowException as exc:
-            error = _translate(self.settings, subject, exc.error_code, str(exc))
+            error = translate(self.settings, subject, exc.error_code, str(exc))
             if isinstance(error, (Unreachable, NotFound)):
                 raise error from None
-            raise Refused(f"{subject} cannot be loaded: {_first_line(exc)}") from None
+            raise Refused(f"{subject} cannot be loaded: {first_line(exc)}") from None
         except Exception as exc:  # a model's own code and pickles can raise anything
-            raise Refused(f"{subject} cannot be loaded: {_first_line(exc)}") from None
+            raise Refused(f"{subject} cannot be loaded: {first_line(exc)}") from None
 
     def input_example(self, model: str, number: int) -> Any:
         """The input example stored with version `number` (reads MLmodel only), or None."""
