@@ -1,3 +1,3 @@
-from registry.cli import main
+from registry.cli import main_exit
 
-raise SystemExit(main())
+main_exit()

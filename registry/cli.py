@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import sys
@@ -384,5 +385,9 @@ def describe(change: Change) -> str:
 
 
 def main_exit() -> None:
-    """Entry point of the `registry` console script."""
-    raise SystemExit(main())
+    """Entry point of `python -m registry` and of the `registry` console script."""
+    code = main()
+    # The process ends here, so nothing needs collecting: spare the interpreter's shutdown its walks
+    # over the ~150,000 objects importing mlflow leaves (0.3-0.6 s of every command on this machine).
+    gc.freeze()
+    raise SystemExit(code)

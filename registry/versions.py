@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import time
 from collections.abc import Iterator
-from datetime import datetime, timezone
 from typing import Any
 
 from registry.client import ACCURACY_TAG, Registry, Version
@@ -31,7 +31,7 @@ class VersionRow:
 
 def utc_iso(millis: int) -> str:
     """Milliseconds since the epoch as `2026-11-30T12:00:00Z`."""
-    return datetime.fromtimestamp(millis / 1000, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(millis // 1000))
 
 
 def iter_versions(
