@@ -556,12 +556,14 @@ def history(url: str, work: Path, events: int, repeat: int, settle: Callable[[],
             f"{count:,}", f"{counted} ({short(breakdown)})",
             ms(inproc["ours"]), ms(inproc["floor"]), f"{ratio(inproc['ours'], inproc['floor']):.1f}×",
             ms(whole["table"]), ms(whole["json"]), ms(whole["import"]),
+            f"{ratio(whole['table'], whole['import']):.2f}×",
             f"{'ok' if med(whole['table']) <= 2 else 'OVER'} (≤ 2 s)", setup,
         ])  # fmt: skip
     return tabulate(
         rows,
         headers=["events", "requests", "events() in-process ms", "REST floor ms", "ours / floor",
-                 "`history` ms", "`history --json` ms", "import MlflowClient ms", "target", "setup"],
+                 "`history` ms", "`history --json` ms", "import MlflowClient ms", "`history` / import",
+                 "target", "setup"],
     )  # fmt: skip
 
 
@@ -715,7 +717,8 @@ def main(argv: list[str] | None = None) -> int:
     emit(
         "Run",
         f"repeats {args.repeat}, N {args.sizes}, ledger events {args.events:,}; ms = median [min-max] "
-        "of the repeats, compared cases timed round-robin; local server `--workers 1` (the tool's default)",
+        "of the repeats, compared cases timed round-robin in a new order each round; local server "
+        "`--workers 1` (the tool's default)",
     )
     with tempfile.TemporaryDirectory(prefix="registry-bench-") as tmp:
         work = Path(tmp)
