@@ -51,8 +51,9 @@ def mlflow_errors(settings: Settings, subject: str) -> Iterator[None]:
 
 
 def translate(settings: Settings, subject: str, code: str, message: str) -> RegistryError:
+    """The RegistryError for an MLflow error `code` and `message` about `subject`."""
     server = settings.tracking_uri
-    first_line = message.strip().splitlines()[0] if message.strip() else code
+    headline = message.strip().splitlines()[0] if message.strip() else code
     if code == "RESOURCE_DOES_NOT_EXIST":
         return NotFound(f"{subject} does not exist on {server}")
     if code == "UNAUTHENTICATED":
@@ -71,8 +72,8 @@ def translate(settings: Settings, subject: str, code: str, message: str) -> Regi
             "start it with `invoke up` or fix MLFLOW_TRACKING_URI"
         )
     if code == "INVALID_PARAMETER_VALUE":
-        return BadInput(f"MLflow rejected {subject}: {first_line}")
-    return RegistryError(f"the server failed on {subject}: {first_line}")
+        return BadInput(f"MLflow rejected {subject}: {headline}")
+    return RegistryError(f"the server failed on {subject}: {headline}")
 
 
 def first_line(exc: BaseException) -> str:
