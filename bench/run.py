@@ -45,7 +45,7 @@ from bench.server import QUIET_ENV, MlflowServer, PostgresDatabase  # noqa: E402
 
 API = "/api/2.0/mlflow"
 SECTIONS = ("startup", "versions", "mutations", "history", "train", "workers")
-IN_PROCESS_RUNS = 3  # in-process comparisons are cheap: more runs steady their medians
+IN_PROCESS_RUNS = 3  # `versions` in-process runs per repeat: cheap, and more runs steady their medians
 COMMAND_TIMEOUT = 600
 CREATE_THREADS = 8
 Samples = list[float]
