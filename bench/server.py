@@ -11,7 +11,6 @@ import os
 import signal
 import socket
 import subprocess
-import time
 import uuid
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
@@ -48,26 +47,15 @@ class MlflowServer:
         self.log_path = home / f"server-{self.port}.log"
 
     def start(self) -> MlflowServer:
-        with open(self.log_path, "ab") as log:
-            self.process = subprocess.Popen(
-                self.command,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                start_new_session=True,
-                env={**os.environ, **QUIET_ENV},
-            )
-        from registry.localserver import health_ok
+        from registry.localserver import launch, wait_healthy
 
-        deadline = time.monotonic() + START_TIMEOUT
-        while time.monotonic() < deadline:
-            if health_ok(self.url, timeout=1.0):
-                return self
-            if self.process.poll() is not None:
-                raise RuntimeError(f"mlflow server exited at start; see {self.log_path}")
-            time.sleep(0.3)
-        self.stop()
-        raise RuntimeError(f"mlflow server not healthy after {START_TIMEOUT:.0f} s; see {self.log_path}")
+        self.process = launch(self.command, self.log_path, QUIET_ENV)
+        try:
+            wait_healthy(self.url, self.process, START_TIMEOUT, self.log_path)
+        except Exception:
+            self.stop()
+            raise
+        return self
 
     def stop(self) -> None:
         if self.process is None or self.process.poll() is not None:

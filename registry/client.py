@@ -11,15 +11,14 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from registry.config import Settings
-from registry.connection import configure_mlflow, first_line, mlflow_errors, no_retries, probe, translate
-from registry.errors import BadInput, NotFound, Refused, RegistryError, Unreachable
+from registry.connection import configure_mlflow, mlflow_errors, probe, translate
+from registry.errors import BadInput, NotFound, Refused, RegistryError, Unreachable, first_line
 
 if TYPE_CHECKING:
     from mlflow.entities.model_registry import ModelVersion
 
 ACCURACY_TAG = "accuracy"
 REGISTRATION_TAG = "registry.registration_id"
-REGISTER_ATTEMPTS = 3
 
 
 @dataclasses.dataclass(frozen=True)
@@ -59,18 +58,6 @@ def _version(mv: ModelVersion) -> Version:
         run_id=mv.run_id or "",
         created_ms=int(mv.creation_timestamp or 0),
         tags=dict(mv.tags or {}),
-    )
-
-
-def _json_version(mv: dict[str, Any]) -> Version:
-    """A version from the JSON of a REST reply (int64 fields may come as strings)."""
-    return Version(
-        number=int(mv["version"]),
-        stage=mv.get("current_stage") or "None",
-        status=mv.get("status") or "READY",
-        run_id=mv.get("run_id") or "",
-        created_ms=int(mv.get("creation_timestamp") or 0),
-        tags={tag["key"]: tag.get("value", "") for tag in mv.get("tags") or []},
     )
 
 
@@ -129,23 +116,9 @@ class Registry:
         """
         return self.model_state(model).in_stage(stage)
 
-    def _tag_writer(self) -> Any:
-        """MLflow's registry client, for tag writes: MlflowClient's own tag methods first GET the whole
-        model to check it is not a prompt (for a ledger with packs, megabytes per tag). The tool
-        writes tags only on its companion models and on a model it has just read, never on a prompt."""
-        return self._client._get_registry_client()
-
-    def _change_writer(self, model: str) -> Any:
-        """MLflow's registry client, for a stage or alias change of `model`. MlflowClient's own methods
-        first GET the model to refuse a prompt; the tool's read of the model (a search that leaves
-        prompts out) already did that, so it reads it here only if it has not yet."""
-        if model not in self.seen_tags:
-            self.model_state(model)
-        return self._client._get_registry_client()
-
     def set_model_tag(self, model: str, key: str, value: str) -> None:
         with self.errors(f"model {model!r}"):
-            self._tag_writer().set_registered_model_tag(model, key, value)
+            self._client.set_registered_model_tag(model, key, value)
 
     def get_version(self, model: str, number: int) -> Version:
         with self.errors(f"version {number} of model {model!r}"):
@@ -178,39 +151,30 @@ class Registry:
     def _search(
         self, filter_string: str, max_results: int, order_by: str | None = None, page_token: str | None = None
     ) -> tuple[list[Version], str | None]:
-        """One `model-versions/search` page, sent through MLflow's HTTP layer (credentials, retries,
-        errors) but read as plain JSON: MlflowClient turns each reply into protobuf messages and then
-        entities, a third of the time of listing 1,000 versions."""
-        from mlflow.utils import rest_utils
-
-        rest: Any = rest_utils
-        params: dict[str, Any] = {"filter": filter_string, "max_results": max_results}
-        if order_by:
-            params["order_by"] = [order_by]
-        if page_token:
-            params["page_token"] = page_token
-        endpoint = "/api/2.0/mlflow/model-versions/search"
-        host = self._client._get_registry_client().store.get_host_creds()
-        response = rest.http_request(host, endpoint, "GET", params=params)
-        reply = rest.verify_rest_response(response, endpoint).json()
-        versions = [_json_version(found) for found in reply.get("model_versions", [])]
-        return versions, reply.get("next_page_token") or None
+        """One page of MLflow's model-version search, and the next page's token."""
+        page = self._client.search_model_versions(
+            filter_string,
+            max_results=max_results,
+            order_by=[order_by] if order_by else None,
+            page_token=page_token,
+        )
+        return [_version(found) for found in page], page.token or None
 
     def transition(self, model: str, number: int, stage: str, archive_existing: bool) -> Version:
         with self.errors(f"version {number} of model {model!r}"):
             return _version(
-                self._change_writer(model).transition_model_version_stage(
+                self._client.transition_model_version_stage(
                     model, str(number), stage, archive_existing_versions=archive_existing
                 )
             )
 
     def set_alias(self, model: str, alias: str, number: int) -> None:
         with self.errors(f"version {number} of model {model!r}"):
-            self._change_writer(model).set_registered_model_alias(model, alias, str(number))
+            self._client.set_registered_model_alias(model, alias, str(number))
 
     def delete_alias(self, model: str, alias: str) -> None:
         with self.errors(f"alias {alias!r} of model {model!r}"):
-            self._change_writer(model).delete_registered_model_alias(model, alias)
+            self._client.delete_registered_model_alias(model, alias)
 
     def version_by_alias(self, model: str, alias: str) -> int:
         try:
@@ -245,28 +209,37 @@ class Registry:
     def register_once(self, model: str, source: str, model_id: str | None, tags: dict[str, str]) -> Version:
         """Register `source` as a new version of `model` exactly once.
 
-        Each attempt is sent without MLflow's retries; after a failure, a search for this
-        registration's unique tag tells whether the server applied it anyway before trying again.
+        MLflow's client retries a POST whose answer was lost, which the server may have applied
+        already: the version carries a unique registration tag, and one search for it afterwards finds
+        the versions a retry doubled (the first is kept, the others deleted) or, after a failure, the
+        version that was created anyway.
         """
         token = uuid.uuid4().hex
         tags = {**tags, REGISTRATION_TAG: token}
-        attempt = 0
-        while True:
-            try:
-                with self.errors(f"model {model!r}"), no_retries():
-                    created = self._client.create_model_version(
-                        model, source, tags=tags, model_id=model_id, await_creation_for=0
-                    )
-                return self.wait_ready(model, _version(created))
-            except RegistryError as exc:
-                # Only a lost connection or a server failure may hide an applied request.
-                attempt += 1
-                if type(exc) not in (Unreachable, RegistryError) or attempt == REGISTER_ATTEMPTS:
-                    raise
-                applied = self.search_tagged(model, {REGISTRATION_TAG: token})
-                if applied:
-                    return self.wait_ready(model, min(applied, key=lambda v: v.number))
-                time.sleep(attempt)
+        failure: RegistryError | None = None
+        try:
+            with self.errors(f"model {model!r}"):
+                self._client.create_model_version(
+                    model, source, tags=tags, model_id=model_id, await_creation_for=0
+                )
+        except RegistryError as exc:
+            if type(exc) not in (Unreachable, RegistryError):  # refused as asked: nothing was created
+                raise
+            failure = exc  # a lost connection or a server failure may hide an applied request
+        applied = sorted(self.search_tagged(model, {REGISTRATION_TAG: token}), key=lambda v: v.number)
+        if not applied:
+            raise failure or RegistryError(f"MLflow registered no version of model {model!r}; try again")
+        for duplicate in applied[1:]:
+            self.delete_duplicate(model, duplicate.number, applied[0].number)
+        return self.wait_ready(model, applied[0])
+
+    def delete_duplicate(self, model: str, number: int, original: int) -> None:
+        """Delete version `number`, a retried registration's double of `original` (or say so)."""
+        try:
+            with self.errors(f"version {number} of model {model!r}"):
+                self._client.delete_model_version(model, str(number))
+        except RegistryError as exc:
+            self.notify(f"warning: version {number} of {model!r} doubles {original} ({exc}); delete it")
 
     def wait_ready(self, model: str, version: Version, timeout: float = 300.0) -> Version:
         """`version` once its registration finished (READY), or Refused when it failed."""
@@ -311,4 +284,4 @@ class Registry:
 
     def set_version_tag(self, model: str, number: int, key: str, value: str) -> None:
         with self.errors(f"version {number} of model {model!r}"):
-            self._tag_writer().set_model_version_tag(model, str(number), key, value)
+            self._client.set_model_version_tag(model, str(number), key, value)

@@ -1,4 +1,7 @@
-"""All settings in one place: built from the environment and `.env` by `load_settings()`.
+"""All settings in one place: each is declared once, as a field of `Settings` (environment key, type,
+default, comment); `load_settings()` builds them from the environment and `.env`, and `.env.example`,
+the README's settings table and compose.yaml's trainer environment are generated from (and tested
+against) the same declarations.
 
 Standard library and python-dotenv only, so `tasks.py` can import it without paying for mlflow.
 """
@@ -7,15 +10,17 @@ from __future__ import annotations
 
 import dataclasses
 import getpass
+import math
 import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TypeVar
-from urllib.parse import urlsplit, urlunsplit
+from typing import Any
+from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 from dotenv import dotenv_values
 
+from registry import validate
 from registry.errors import BadInput, RegistryError, Unreachable
 
 # tasks.py imports only this module: these are the errors it turns into exit codes.
@@ -23,103 +28,307 @@ __all__ = ["RegistryError", "Settings", "Unreachable", "load_settings", "local_s
 
 RUNNERS = ("local", "compose")
 DIRECTIONS = ("higher", "lower")
-Num = TypeVar("Num", int, float)
+FIX_IT = "fix it in .env or the environment"
+
+
+def setting(
+    key: str,
+    default: Any,
+    doc: str,
+    *,
+    minimum: float | None = None,
+    maximum: float | None = None,
+    choices: tuple[str, ...] = (),
+    alias: bool = False,
+    container: bool = True,
+    secret: bool = False,
+) -> Any:
+    """A field of `Settings` read from the environment key `key`.
+
+    `container`: Compose hands it to the trainer container (False: host side only, or derived there).
+    `alias`: the value (each value, for a list) must be an alias name MLflow accepts.
+    """
+    meta = {
+        "key": key,
+        "doc": doc,
+        "minimum": minimum,
+        "maximum": maximum,
+        "choices": choices,
+        "alias": alias,
+        "container": container,
+        "secret": secret,
+    }
+    return dataclasses.field(default=default, metadata=meta, repr=not secret)
 
 
 @dataclasses.dataclass(frozen=True)
 class Settings:
-    """Every knob of the tool; defaults here are mirrored line for line in `.env.example`."""
+    """Every knob of the tool. An empty value in the environment or .env means the default."""
 
-    # Where tasks run the CLI: `local` (this machine) or `compose` (the trainer container).
-    runner: str = "local"
-    # Port of the MLflow server that `invoke up` starts (locally, or published by Compose).
-    mlflow_port: int = 5000
-    # The MLflow server the CLI talks to; default http://127.0.0.1:<MLFLOW_PORT>.
-    tracking_uri: str = "http://127.0.0.1:5000"
-    # The registered model the commands work on.
-    model_name: str = "iris_clf"
-    # The experiment training runs are logged to.
-    experiment_name: str = "iris"
-    # The alias that `rollback` (and the demo) keeps on the Production version.
-    prod_alias: str = "prod"
-    # Local data folder of the embedded server: SQLite file, artifacts, pid file and log.
-    registry_home: Path = Path(".mlflow")
-    # uvicorn workers of the local server; 1 avoids MLflow's ~45 ms keep-alive stall per request.
-    server_workers: int = 1
-    # MLflow client HTTP retries, backoff factor and per-request timeout (seconds): a down
-    # server fails in seconds instead of MLflow's ~4 minutes.
-    http_max_retries: int = 2
-    http_backoff_factor: int = 1
-    http_timeout: int = 10
-    # Serialise stage, alias and rollback across all clients of the server (see README, "Safety").
-    lock: bool = True
-    # Seconds to wait for the registry lock before giving up (exit 5).
-    lock_timeout: float = 30.0
-    # Seconds after which a lock ticket of a crashed client no longer blocks others.
-    lock_lease: float = 60.0
-    # Who the ledger names as the actor; default MLFLOW_TRACKING_USERNAME, else the OS user.
-    actor: str = ""
-    # Run the gates (load, signature, metric) before a version becomes Production.
-    gates: bool = True
-    # Gate before Production: the version tag compared with the Production version's (higher or
-    # lower is better) and how much worse it may be: 0 means never worse than the champion.
-    gate_metric: str = "accuracy"
-    gate_direction: str = "higher"
-    gate_tolerance: float = 0.0
-    # Keep PROD_ALIAS on the Production version and STAGING_ALIAS on the Staging version.
-    mirror_stage_aliases: bool = False
-    staging_alias: str = "staging"
-    # Aliases that move only by gated promotion, rollback or --force --reason (comma-separated).
-    protected_aliases: tuple[str, ...] = ("prod",)
-    # Credentials for a server with authentication (also taken from a user:password@ URI).
-    username: str = ""
-    password: str = dataclasses.field(default="", repr=False)
+    runner: str = setting(
+        "REGISTRY_RUNNER",
+        "local",
+        "Where tasks run the CLI: local (this machine) or compose (the trainer container).",
+        choices=RUNNERS,
+        container=False,
+    )
+    mlflow_port: int = setting(
+        "MLFLOW_PORT",
+        5000,
+        "Port of the MLflow server that `invoke up` starts (locally, or published by Compose).",
+        minimum=1,
+        maximum=65535,
+        container=False,
+    )
+    tracking_uri: str = setting(
+        "MLFLOW_TRACKING_URI",
+        "",
+        "The MLflow server the CLI talks to; empty: http://127.0.0.1:<MLFLOW_PORT> "
+        "(Compose: http://mlflow:5000).",
+        container=False,
+    )
+    model_name: str = setting("MODEL_NAME", "iris_clf", "The registered model the commands work on.")
+    experiment_name: str = setting("EXPERIMENT_NAME", "iris", "The experiment training runs are logged to.")
+    prod_alias: str = setting(
+        "PROD_ALIAS",
+        "prod",
+        "The alias that `rollback` (and the demo) keeps on the Production version.",
+        alias=True,
+    )
+    registry_home: Path = setting(
+        "REGISTRY_HOME",
+        Path(".mlflow"),
+        "Local data folder of the embedded server: SQLite file, artifacts, pid file and log.",
+        container=False,
+    )
+    server_workers: int = setting(
+        "MLFLOW_SERVER_WORKERS",
+        1,
+        "uvicorn workers of the local server; 1 avoids MLflow's ~45 ms keep-alive stall per request.",
+        minimum=1,
+        maximum=64,
+        container=False,
+    )
+    http_max_retries: int = setting(
+        "MLFLOW_HTTP_REQUEST_MAX_RETRIES",
+        2,
+        "MLflow client retries of a failed request (MLflow's default, 7, "
+        "takes ~4 minutes to give up on a down server).",
+        minimum=0,
+        maximum=20,
+    )
+    http_backoff_factor: int = setting(
+        "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR",
+        1,
+        "Backoff factor between those retries (seconds).",
+        minimum=0,
+        maximum=60,
+    )
+    http_timeout: int = setting(
+        "MLFLOW_HTTP_REQUEST_TIMEOUT",
+        10,
+        "Seconds one request to the MLflow server may take.",
+        minimum=1,
+        maximum=3600,
+    )
+    lock: bool = setting(
+        "REGISTRY_LOCK", True, "Serialise stage, alias and rollback across all clients of the server."
+    )
+    lock_timeout: float = setting(
+        "LOCK_TIMEOUT",
+        30.0,
+        "Seconds to wait for the registry lock before giving up (exit 5).",
+        minimum=0,
+        maximum=86400,
+    )
+    lock_lease: float = setting(
+        "LOCK_LEASE",
+        60.0,
+        "Seconds after which the lock ticket of a crashed client no longer blocks others.",
+        minimum=1,
+        maximum=86400,
+    )
+    actor: str = setting(
+        "REGISTRY_ACTOR",
+        "",
+        "Who the ledger names as the actor; empty: MLFLOW_TRACKING_USERNAME, else the OS user.",
+        container=False,
+    )
+    gates: bool = setting(
+        "REGISTRY_GATES", True, "Run the gates (load, signature, metric) before a version becomes Production."
+    )
+    gate_metric: str = setting(
+        "GATE_METRIC", "accuracy", "The version tag the metric gate compares with the Production version's."
+    )
+    gate_direction: str = setting(
+        "GATE_DIRECTION", "higher", "Which way GATE_METRIC is better: higher or lower.", choices=DIRECTIONS
+    )
+    gate_tolerance: float = setting(
+        "GATE_TOLERANCE",
+        0.0,
+        "How much worse than Production a candidate may be; 0: never worse.",
+        minimum=0,
+        maximum=1e12,
+    )
+    mirror_stage_aliases: bool = setting(
+        "MIRROR_STAGE_ALIASES",
+        False,
+        "Keep PROD_ALIAS on the Production version and STAGING_ALIAS on the Staging version.",
+    )
+    staging_alias: str = setting(
+        "STAGING_ALIAS", "staging", "The alias mirrored onto the Staging version.", alias=True
+    )
+    protected_aliases: tuple[str, ...] = setting(
+        "PROTECTED_ALIASES",
+        ("prod",),
+        "Aliases that move only by gated promotion, rollback or --force --reason (comma-separated).",
+        alias=True,
+    )
+    username: str = setting(
+        "MLFLOW_TRACKING_USERNAME",
+        "",
+        "User for a server with authentication (also taken from a user:password@ URI).",
+        container=False,
+    )
+    password: str = setting(
+        "MLFLOW_TRACKING_PASSWORD", "", "Its password; never printed.", container=False, secret=True
+    )
+
+
+def declared() -> tuple[dataclasses.Field[Any], ...]:
+    """The declaration of every setting, in the order of `Settings`."""
+    return dataclasses.fields(Settings)
 
 
 def load_settings(environ: Mapping[str, str] | None = None, env_file: str | Path | None = ".env") -> Settings:
     """Settings from `environ` (default `os.environ`) over the `.env` file over the defaults."""
     values: dict[str, str] = {}
     if env_file is not None and Path(env_file).is_file():
-        values.update({k: v for k, v in dotenv_values(env_file).items() if v is not None})
+        values.update({k: v for k, v in _read_env_file(Path(env_file)).items() if v is not None})
     values.update(os.environ if environ is None else environ)
-
-    def text(key: str, default: str) -> str:
-        return values.get(key, "").strip() or default
-
-    runner = text("REGISTRY_RUNNER", "local").lower()
-    if runner not in RUNNERS:
-        raise BadInput(f"REGISTRY_RUNNER={runner!r} is unknown; use one of: {', '.join(RUNNERS)}")
-    port = _number(values, "MLFLOW_PORT", 5000, minimum=1)
-    if port > 65535:
-        raise BadInput(f"MLFLOW_PORT={port} is not a port; use 1-65535")
-    uri, user, password = split_credentials(text("MLFLOW_TRACKING_URI", f"http://127.0.0.1:{port}"))
-    username = text("MLFLOW_TRACKING_USERNAME", user)
-    return Settings(
-        runner=runner,
-        mlflow_port=port,
-        tracking_uri=uri,
-        model_name=text("MODEL_NAME", "iris_clf"),
-        experiment_name=text("EXPERIMENT_NAME", "iris"),
-        prod_alias=text("PROD_ALIAS", "prod"),
-        registry_home=Path(text("REGISTRY_HOME", ".mlflow")),
-        server_workers=_number(values, "MLFLOW_SERVER_WORKERS", 1, minimum=1),
-        http_max_retries=_number(values, "MLFLOW_HTTP_REQUEST_MAX_RETRIES", 2, minimum=0),
-        http_backoff_factor=_number(values, "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", 1),
-        http_timeout=_number(values, "MLFLOW_HTTP_REQUEST_TIMEOUT", 10, minimum=1),
-        lock=_flag(values, "REGISTRY_LOCK", True),
-        lock_timeout=_number(values, "LOCK_TIMEOUT", 30.0, minimum=0),
-        lock_lease=_number(values, "LOCK_LEASE", 60.0, minimum=1),
-        gates=_flag(values, "REGISTRY_GATES", True),
-        gate_metric=text("GATE_METRIC", "accuracy"),
-        gate_direction=_choice(values, "GATE_DIRECTION", DIRECTIONS),
-        gate_tolerance=_number(values, "GATE_TOLERANCE", 0.0, minimum=0),
-        mirror_stage_aliases=_flag(values, "MIRROR_STAGE_ALIASES", False),
-        staging_alias=text("STAGING_ALIAS", "staging"),
-        protected_aliases=tuple(a.strip() for a in text("PROTECTED_ALIASES", "prod").split(",") if a.strip()),
-        actor=text("REGISTRY_ACTOR", username or _os_user()),
-        username=username,
-        password=text("MLFLOW_TRACKING_PASSWORD", password),
+    parsed = {field.name: _parse(field, values.get(field.metadata["key"], "")) for field in declared()}
+    settings = Settings(**parsed)
+    uri, user, password = split_credentials(
+        settings.tracking_uri or f"http://127.0.0.1:{settings.mlflow_port}"
     )
+    username = settings.username or user
+    return dataclasses.replace(
+        settings,
+        tracking_uri=uri,
+        username=username,
+        password=settings.password or password,
+        actor=settings.actor or username or _os_user(),
+    )
+
+
+def _read_env_file(path: Path) -> dict[str, str | None]:
+    try:
+        return dotenv_values(path, encoding="utf-8")
+    except UnicodeDecodeError:
+        raise BadInput(f"{path} is not UTF-8 text; save it as UTF-8") from None
+
+
+def _parse(field: dataclasses.Field[Any], raw_value: str) -> Any:
+    """The value of one setting from its text (`raw_value`), checked against its declaration."""
+    meta, default = field.metadata, field.default
+    key, raw = meta["key"], raw_value.strip()
+    if "\x00" in raw or (raw and not raw.isprintable()):
+        raise BadInput(f"{key} holds control characters; {FIX_IT}")
+    if not raw:
+        return default
+    value: Any
+    if isinstance(default, bool):
+        value = _flag(key, raw)
+    elif isinstance(default, (int, float)):
+        value = _number(key, raw, type(default), meta["minimum"], meta["maximum"])
+    elif isinstance(default, Path):
+        value = Path(raw)
+    elif isinstance(default, tuple):
+        value = tuple(part.strip() for part in raw.split(",") if part.strip())
+    else:
+        value = raw.lower() if meta["choices"] else raw
+    if meta["choices"] and value not in meta["choices"]:
+        raise BadInput(f"{key}={raw!r} is unknown; use one of: {', '.join(meta['choices'])}")
+    if meta["alias"]:
+        for name in value if isinstance(value, tuple) else (value,):
+            try:
+                validate.alias(name)
+            except BadInput as exc:
+                raise BadInput(f"{key}: {exc}") from None
+    return value
+
+
+def _number(key: str, raw: str, kind: type, minimum: float | None, maximum: float | None) -> Any:
+    try:
+        number = kind(raw)
+    except ValueError:
+        raise BadInput(f"{key}={raw!r} is not a {'whole ' if kind is int else ''}number; {FIX_IT}") from None
+    if not math.isfinite(number):
+        raise BadInput(f"{key}={raw!r} is not a finite number; {FIX_IT}")
+    if minimum is not None and number < minimum:
+        raise BadInput(f"{key}={raw!r} is below {minimum:g}; {FIX_IT}")
+    if maximum is not None and number > maximum:
+        raise BadInput(f"{key}={raw!r} is above {maximum:g}; {FIX_IT}")
+    return number
+
+
+def _flag(key: str, raw: str) -> bool:
+    lowered = raw.lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    raise BadInput(f"{key}={raw!r} is not true or false; {FIX_IT}")
+
+
+def env_text(value: Any) -> str:
+    """A setting's value as it is written in `.env`."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, tuple):
+        return ",".join(value)
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def current_text(settings: Settings, field: dataclasses.Field[Any]) -> str:
+    """A setting's value in `settings` as `.env` would write it; secrets masked."""
+    value = getattr(settings, field.name)
+    if field.metadata["secret"]:
+        return "***" if value else ""
+    return env_text(value)
+
+
+def env_example() -> str:
+    """The text of `.env.example`: every setting, its comment, and its default."""
+    lines = [
+        "# Settings of the registry tool. Copy to .env and change what you need; every key is optional and",
+        "# the value shown is the default (empty: derived, see the comment). The environment overrides .env.",
+        "# Generated by `python -m registry settings --env-example` from registry/config.py.",
+    ]
+    for field in declared():
+        lines += ["", f"# {field.metadata['doc']}", f"{field.metadata['key']}={env_text(field.default)}"]
+    return "\n".join(lines) + "\n"
+
+
+def markdown_table() -> str:
+    """The README's settings table: key, default, meaning."""
+    rows = ["| key | default | meaning |", "| --- | --- | --- |"]
+    for field in declared():
+        default = env_text(field.default)
+        meaning = field.metadata["doc"].replace("|", "\\|")
+        rows.append(f"| `{field.metadata['key']}` | {f'`{default}`' if default else '(empty)'} | {meaning} |")
+    return "\n".join(rows)
+
+
+def compose_environment() -> dict[str, str]:
+    """The trainer container's environment in compose.yaml: each shared setting from `.env`."""
+    return {
+        field.metadata["key"]: f"${{{field.metadata['key']}:-{env_text(field.default)}}}"
+        for field in declared()
+        if field.metadata["container"]
+    }
 
 
 def with_tracking_uri(settings: Settings, uri: str) -> Settings:
@@ -134,7 +343,7 @@ def with_tracking_uri(settings: Settings, uri: str) -> Settings:
 
 
 def split_credentials(uri: str) -> tuple[str, str, str]:
-    """Split `http://user:pass@host:port/path` into the bare URI, user and password."""
+    """Split `http://user:pass@host:port/path` into the bare URI, user and password (percent-decoded)."""
     try:
         parts = urlsplit(uri.strip())
         parts.port  # noqa: B018 - raises ValueError on a malformed port
@@ -146,15 +355,18 @@ def split_credentials(uri: str) -> tuple[str, str, str]:
         )
     host = parts.netloc.rpartition("@")[2]
     bare = urlunsplit((parts.scheme, host, parts.path.rstrip("/"), "", ""))
-    return bare, parts.username or "", parts.password or ""
+    return bare, unquote(parts.username or ""), unquote(parts.password or "")
 
 
 def redact_uri(uri: str) -> str:
-    """`uri` with any `user:password@` part replaced by `***@`."""
+    """`uri` with any `user:password@` part (with or without a scheme) replaced by `***@`."""
     scheme, sep, rest = uri.partition("://")
-    if not sep or "@" not in rest.split("/", 1)[0]:
+    if not sep:
+        scheme, rest = "", uri
+    authority, slash, path = rest.partition("/")
+    if "@" not in authority:
         return uri
-    return f"{scheme}://***@{rest.split('@', 1)[1]}"
+    return f"{scheme}{sep}***@{authority.rpartition('@')[2]}{slash}{path}"
 
 
 def local_server_address(settings: Settings) -> tuple[str, int] | None:
@@ -165,39 +377,6 @@ def local_server_address(settings: Settings) -> tuple[str, int] | None:
     return parts.hostname, parts.port or settings.mlflow_port
 
 
-def _number(values: Mapping[str, str], key: str, default: Num, minimum: float = 0) -> Num:
-    """`values[key]` as the type of `default` (int or float), checked against `minimum`."""
-    raw = values.get(key, "").strip()
-    if not raw:
-        return default
-    try:
-        number = type(default)(raw)
-    except ValueError:
-        raise BadInput(f"{key}={raw!r} is not a number; fix it in .env or the environment") from None
-    if number < minimum:
-        raise BadInput(f"{key}={raw!r} is below {minimum}; fix it in .env or the environment")
-    return number
-
-
-def _flag(values: Mapping[str, str], key: str, default: bool) -> bool:
-    raw = values.get(key, "").strip().lower()
-    if not raw:
-        return default
-    if raw in ("1", "true", "yes", "on"):
-        return True
-    if raw in ("0", "false", "no", "off"):
-        return False
-    raise BadInput(f"{key}={raw!r} is not true or false; fix it in .env or the environment")
-
-
-def _choice(values: Mapping[str, str], key: str, choices: tuple[str, ...]) -> str:
-    """`values[key]` lower-cased, one of `choices` (default: the first)."""
-    raw = values.get(key, "").strip().lower() or choices[0]
-    if raw not in choices:
-        raise BadInput(f"{key}={raw!r} is unknown; use one of: {', '.join(choices)}")
-    return raw
-
-
 def _os_user() -> str:
     try:
         return getpass.getuser()
@@ -206,8 +385,8 @@ def _os_user() -> str:
 
 
 def redact(text: str, secrets: tuple[str, ...] = ()) -> str:
-    """`text` with URI credentials and the given secrets replaced by `***`."""
+    """`text` with URI credentials and the given secrets (as typed and percent-encoded) replaced by `***`."""
     for secret in secrets:
-        if secret:
-            text = text.replace(secret, "***")
-    return re.sub(r"://[^/@\s]+@", "://***@", text)
+        for spelling in {secret, quote(secret, safe="")} if secret else ():
+            text = text.replace(spelling, "***")
+    return re.sub(r"(^|[\s'\"(=]|://)[^/@\s'\"(=]+@(?=[\w.\[-])", r"\1***@", text)

@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import os
 import socket
-import sys
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from urllib.parse import urlsplit
 
 from registry.config import Settings
-from registry.errors import BadInput, NotFound, PermissionDenied, RegistryError, Unreachable
+from registry.errors import BadInput, NotFound, PermissionDenied, RegistryError, Unreachable, first_line
 
 
 def configure_mlflow(settings: Settings) -> None:
@@ -21,9 +20,6 @@ def configure_mlflow(settings: Settings) -> None:
     os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "ERROR")
     # No usage reports leave the machine, and no wait for them at exit.
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
-    # MLflow's request headers probe for a Databricks notebook by importing IPython when it is
-    # installed (~0.5 s per command); a command-line process is never in a notebook.
-    sys.modules.setdefault("IPython", None)  # type: ignore[arg-type]
     os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] = str(settings.http_max_retries)
     os.environ["MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR"] = str(settings.http_backoff_factor)
     os.environ["MLFLOW_HTTP_REQUEST_TIMEOUT"] = str(settings.http_timeout)
@@ -53,7 +49,7 @@ def mlflow_errors(settings: Settings, subject: str) -> Iterator[None]:
 def translate(settings: Settings, subject: str, code: str, message: str) -> RegistryError:
     """The RegistryError for an MLflow error `code` and `message` about `subject`."""
     server = settings.tracking_uri
-    headline = message.strip().splitlines()[0] if message.strip() else code
+    headline = first_line(message) or code
     if code == "RESOURCE_DOES_NOT_EXIST":
         return NotFound(f"{subject} does not exist on {server}")
     if code == "UNAUTHENTICATED":
@@ -74,11 +70,6 @@ def translate(settings: Settings, subject: str, code: str, message: str) -> Regi
     if code == "INVALID_PARAMETER_VALUE":
         return BadInput(f"MLflow rejected {subject}: {headline}")
     return RegistryError(f"the server failed on {subject}: {headline}")
-
-
-def first_line(exc: BaseException) -> str:
-    lines = str(exc).strip().splitlines()
-    return lines[0] if lines else type(exc).__name__
 
 
 def network_reason(message: str, settings: Settings) -> str:
@@ -104,18 +95,3 @@ def probe(settings: Settings) -> None:
             f"cannot reach the MLflow server at {settings.tracking_uri} ({reason}); "
             "start it with `invoke up` or fix MLFLOW_TRACKING_URI"
         ) from None
-
-
-@contextmanager
-def no_retries() -> Iterator[None]:
-    """MLflow retries POSTs too; inside this block it sends each request once."""
-    key = "MLFLOW_HTTP_REQUEST_MAX_RETRIES"
-    saved = os.environ.get(key)
-    os.environ[key] = "0"
-    try:
-        yield
-    finally:
-        if saved is None:
-            os.environ.pop(key, None)
-        else:
-            os.environ[key] = saved

@@ -41,3 +41,11 @@ class Drift(RegistryError):
     """`doctor` found the registry in a state this tool would never leave it in."""
 
     exit_code = 6
+
+
+def first_line(error: BaseException | str) -> str:
+    """The first non-empty line of an error (its class name when it has no message)."""
+    lines = str(error).strip().splitlines()
+    if lines:
+        return lines[0].strip()
+    return type(error).__name__ if isinstance(error, BaseException) else ""

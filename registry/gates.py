@@ -16,7 +16,7 @@ from typing import Any
 
 from registry.client import Registry, Version
 from registry.config import Settings
-from registry.errors import Refused
+from registry.errors import Refused, first_line
 
 
 @dataclasses.dataclass(frozen=True)
@@ -162,6 +162,5 @@ def prediction_error(exc: Exception) -> str:
     """The first line of why a prediction failed; MLflow's schema errors quote the whole frame first."""
     message = str(exc).strip()
     if "Error: " in message:
-        message = message.rsplit("Error: ", 1)[1]
-    lines = message.splitlines()
-    return lines[0] if lines else type(exc).__name__
+        return first_line(message.rsplit("Error: ", 1)[1]) or type(exc).__name__
+    return first_line(exc)

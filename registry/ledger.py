@@ -24,6 +24,7 @@ from typing import Any
 
 from registry.client import Registry, Version
 from registry.errors import NotFound, PermissionDenied, RegistryError
+from registry.validate import HELD_STAGES
 from registry.versions import all_versions, iter_versions, utc_iso
 
 LEDGER_SUFFIX = ".ledger"
@@ -108,7 +109,7 @@ def baseline(registry: Registry, model: str) -> list[Change]:
     changes = [
         Change("baseline", v.number, to=v.stage)
         for v in sorted(all_versions(registry, model), key=lambda v: v.number)
-        if v.stage in ("Staging", "Production")
+        if v.stage in HELD_STAGES
     ]
     changes += [Change("baseline", number, to=str(number), alias=a) for a, number in aliases.items()]
     return changes or [Change("baseline", None)]

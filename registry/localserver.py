@@ -56,28 +56,40 @@ def start(settings: Settings, backend_uri: str | None = None) -> str:
     home = settings.registry_home
     home.mkdir(parents=True, exist_ok=True)
     log_path = home / "server.log"
+    command = server_command(home, address[0], address[1], settings.server_workers, backend_uri)
+    process = launch(command, log_path)
+    (home / "server.pid").write_text(str(process.pid))
+    try:
+        wait_healthy(url, process, START_TIMEOUT, log_path)
+    except Unreachable:
+        stop(settings)
+        raise
+    return f"MLflow server started at {url} (data in {home}, log in {log_path})"
+
+
+def launch(command: list[str], log_path: Path, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+    """Start a server `command` in a process group of its own, its output appended to `log_path`."""
     with open(log_path, "ab") as log:
-        process = subprocess.Popen(
-            server_command(home, address[0], address[1], settings.server_workers, backend_uri),
+        return subprocess.Popen(
+            command,
             stdout=log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             start_new_session=True,
-            env={**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true"},
+            env={**os.environ, **(env or {}), "MLFLOW_DISABLE_TELEMETRY": "true"},
         )
-    (home / "server.pid").write_text(str(process.pid))
-    deadline = time.monotonic() + START_TIMEOUT
+
+
+def wait_healthy(url: str, process: subprocess.Popen[bytes], timeout: float, log_path: Path) -> None:
+    """Return once `url` answers /health; Unreachable when `process` exits or `timeout` passes."""
+    deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if health_ok(url, timeout=1.0):
-            return f"MLflow server started at {url} (data in {home}, log in {log_path})"
+            return
         if process.poll() is not None:
-            (home / "server.pid").unlink(missing_ok=True)
-            raise Unreachable(
-                f"the MLflow server exited at start (is port {address[1]} taken?); see {log_path}"
-            )
+            raise Unreachable(f"the server exited at start (is its port taken?); see {log_path}")
         time.sleep(0.3)
-    stop(settings)
-    raise Unreachable(f"the MLflow server did not become healthy in {START_TIMEOUT:.0f} s; see {log_path}")
+    raise Unreachable(f"the server at {url} did not become healthy in {timeout:.0f} s; see {log_path}")
 
 
 def stop(settings: Settings) -> str:

@@ -17,8 +17,7 @@ from registry.config import Settings
 from registry.errors import BadInput
 from registry.gates import Check, refusal
 from registry.ledger import Change
-
-MIRRORED_STAGES = ("Staging", "Production")
+from registry.validate import HELD_STAGES
 
 
 @dataclasses.dataclass(frozen=True)
@@ -85,10 +84,10 @@ def mirrored(settings: Settings, state: ModelState, version: Version, target: st
         return {}
     names = {"Production": settings.prod_alias, "Staging": settings.staging_alias}
     wanted: dict[str, int | None] = {}
-    if version.stage in MIRRORED_STAGES:
+    if version.stage in HELD_STAGES:
         others = [n for n in state.in_stage(version.stage) if n != version.number]
         if not others:
             wanted[names[version.stage]] = None
-    if target in MIRRORED_STAGES:
+    if target in HELD_STAGES:
         wanted[names[target]] = version.number
     return wanted

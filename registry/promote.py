@@ -8,9 +8,7 @@ from registry.errors import NotFound, Refused
 from registry.gates import failures
 from registry.ledger import Change
 from registry.plan import Plan, alias_changes, guarded, mirrored, protection, require_reason
-
-# MLflow archives the holders of the target stage only for these (for others it answers 500).
-ARCHIVING_STAGES = ("Staging", "Production")
+from registry.validate import HELD_STAGES
 
 
 def stage(
@@ -18,6 +16,7 @@ def stage(
     model: str,
     number: int,
     target: str,
+    *,
     alias: str | None = None,
     archive: bool = True,
     reason: str = "",
@@ -37,7 +36,7 @@ def stage(
     with guarded(registry, model, f"stage {number} {target}", dry_run):
         state = registry.model_state(model)
         version = ready_version(registry, model, number, state)
-        holders = state.in_stage(target) if archive and target in ARCHIVING_STAGES else []
+        holders = state.in_stage(target) if archive and target in HELD_STAGES else []
         changes = stage_moves(version, target, holders)
         checks = [] if target == "Production" else protection(registry, alias)
         if changes and target == "Production":
@@ -50,7 +49,7 @@ def stage(
         plan = Plan(changes, checks)
         if not dry_run:
             attempt = Change("refused", number, from_=version.stage, to=target, alias=alias)
-            carry_out(registry, model, plan, attempt, reason, force, archive)
+            carry_out(registry, model, plan, attempt, reason=reason, force=force, archive=archive)
     return plan
 
 
@@ -59,6 +58,7 @@ def set_alias(
     model: str,
     alias: str,
     number: int,
+    *,
     reason: str = "",
     force: bool = False,
     dry_run: bool = False,
@@ -75,12 +75,18 @@ def set_alias(
             before = current.get(alias)
             before_text = None if before is None else str(before)
             attempt = Change("refused", number, from_=before_text, to=str(number), alias=alias)
-            carry_out(registry, model, plan, attempt, reason, force)
+            carry_out(registry, model, plan, attempt, reason=reason, force=force)
     return plan
 
 
 def delete_alias(
-    registry: Registry, model: str, alias: str, reason: str = "", force: bool = False, dry_run: bool = False
+    registry: Registry,
+    model: str,
+    alias: str,
+    *,
+    reason: str = "",
+    force: bool = False,
+    dry_run: bool = False,
 ) -> Plan:
     """Remove `alias` (refused for a protected alias); NotFound when it is not set."""
     require_reason(force, reason)
@@ -91,7 +97,7 @@ def delete_alias(
         plan = Plan(alias_changes({alias: current}, {alias: None}), protection(registry, alias))
         if not dry_run:
             attempt = Change("refused", current, from_=str(current), alias=alias)
-            carry_out(registry, model, plan, attempt, reason, force)
+            carry_out(registry, model, plan, attempt, reason=reason, force=force)
     return plan
 
 
@@ -122,6 +128,7 @@ def carry_out(
     model: str,
     plan: Plan,
     attempt: Change,
+    *,
     reason: str,
     force: bool,
     archive: bool = True,
@@ -136,7 +143,7 @@ def carry_out(
     if not plan.changes:
         return
     ledger.ensure(registry, model)
-    apply_changes(registry, model, plan.changes, archive)
+    apply_changes(registry, model, plan.changes, archive=archive)
     if refused:
         forced_past = f"{reason} (forced past {failures(plan.checks)})"
         ledger.record(registry, model, plan.changes, forced_past, result="forced")
@@ -144,12 +151,12 @@ def carry_out(
         ledger.record(registry, model, plan.changes, reason)
 
 
-def apply_changes(registry: Registry, model: str, changes: list[Change], archive: bool) -> None:
+def apply_changes(registry: Registry, model: str, changes: list[Change], *, archive: bool) -> None:
     """Carry out the stage move (MLflow archives the old holders in the same call) and alias moves."""
     for change in changes:
         if change.action in ("stage", "rollback") and change.to is not None and change.version:
             registry.transition(
-                model, change.version, change.to, archive_existing=archive and change.to in ARCHIVING_STAGES
+                model, change.version, change.to, archive_existing=archive and change.to in HELD_STAGES
             )
         elif change.action == "alias" and change.alias and change.version:
             registry.set_alias(model, change.alias, change.version)

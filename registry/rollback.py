@@ -25,6 +25,7 @@ class Rollback:
 def rollback(
     registry: Registry,
     model: str,
+    *,
     to: int | None,
     alias: str,
     reason: str = "",
@@ -59,7 +60,7 @@ def rollback(
         plan = Plan(changes, checks)
         if not dry_run:
             attempt = Change("refused", to, from_=version.stage, to="Production", alias=alias)
-            carry_out(registry, model, plan, attempt, reason, force)
+            carry_out(registry, model, plan, attempt, reason=reason, force=force)
     return Rollback(to, current, plan)
 
 

@@ -7,6 +7,9 @@ import re
 from registry.errors import BadInput
 
 STAGES = ("None", "Staging", "Production", "Archived")
+# Stages that one version holds at a time: MLflow archives the holders when another moves in (it
+# accepts archive_existing_versions only for these), mirroring keeps an alias on them, doctor checks them.
+HELD_STAGES = ("Staging", "Production")
 ALIAS_PATTERN = re.compile(r"^[\w-]+$")
 MODEL_PATTERN = re.compile(r"^[A-Za-z0-9_][\w.-]*$")
 RESERVED_ALIAS = re.compile(r"^(latest|v\d+)$", re.IGNORECASE)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -40,15 +39,9 @@ def auth_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         "MLFLOW_FLASK_SERVER_SECRET_KEY": uuid.uuid4().hex,
     }
     command = [*localserver.server_command(home, "127.0.0.1", port, 1), "--app-name", "basic-auth"]
-    with open(home / "server.log", "ab") as log:
-        process = subprocess.Popen(
-            command, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True
-        )
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 90
-    while not localserver.health_ok(url) and time.monotonic() < deadline and process.poll() is None:
-        time.sleep(0.3)
-    assert localserver.health_ok(url), (home / "server.log").read_text()[-2000:]
+    process = localserver.launch(command, home / "server.log", env)
+    localserver.wait_healthy(url, process, 90, home / "server.log")
     try:
         yield url
     finally:
