@@ -31,6 +31,12 @@ class Version:
     run_id: str
     created_ms: int
     tags: dict[str, str]
+    updated_ms: int = 0
+
+    @property
+    def touched_ms(self) -> int:
+        """When the server last stamped this version (created, or updated since)."""
+        return max(self.created_ms, self.updated_ms)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -58,6 +64,7 @@ def _version(mv: ModelVersion) -> Version:
         run_id=mv.run_id or "",
         created_ms=int(mv.creation_timestamp or 0),
         tags=dict(mv.tags or {}),
+        updated_ms=int(mv.last_updated_timestamp or 0),
     )
 
 
@@ -75,6 +82,8 @@ class Registry:
         self._client: Any = MlflowClient(settings.tracking_uri, registry_uri=settings.tracking_uri)
         # Tags of each registered model as this object last read them (a read costs nothing extra).
         self.seen_tags: dict[str, dict[str, str]] = {}
+        # Called before every change of the registry or the ledger: the lock's proof that it is held.
+        self.fence: Callable[[], None] = lambda: None
 
     def errors(self, subject: str) -> Any:
         """Context manager translating MLflow errors about `subject`."""
@@ -236,8 +245,7 @@ class Registry:
     def delete_duplicate(self, model: str, number: int, original: int) -> None:
         """Delete version `number`, a retried registration's double of `original` (or say so)."""
         try:
-            with self.errors(f"version {number} of model {model!r}"):
-                self._client.delete_model_version(model, str(number))
+            self.delete_version(model, number)
         except RegistryError as exc:
             self.notify(f"warning: version {number} of {model!r} doubles {original} ({exc}); delete it")
 
@@ -281,6 +289,15 @@ class Registry:
             return Model.load(f"models:/{model}/{number}").load_input_example()
         except Exception:  # no artifacts, no example, unreadable: there is nothing to compare
             return None
+
+    def touch_version(self, model: str, number: int, description: str) -> Version:
+        """Rewrite the description of version `number`: the server stamps its update time."""
+        with self.errors(f"version {number} of model {model!r}"):
+            return _version(self._client.update_model_version(model, str(number), description=description))
+
+    def delete_version(self, model: str, number: int) -> None:
+        with self.errors(f"version {number} of model {model!r}"):
+            self._client.delete_model_version(model, str(number))
 
     def set_version_tag(self, model: str, number: int, key: str, value: str) -> None:
         with self.errors(f"version {number} of model {model!r}"):

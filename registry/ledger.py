@@ -119,6 +119,7 @@ def record(registry: Registry, model: str, changes: list[Change], reason: str, r
     """Append `changes` as one ledger version (more only if they overflow a tag value), in order;
     `result` is ok, forced, refused or repair."""
     appended = []
+    registry.fence()
     for tags in event_tags(registry.settings.actor, model, changes, reason, result):
         try:
             appended.append(registry.add_version(ledger_name(model), EVENT_SOURCE, tags).number)

@@ -154,6 +154,7 @@ def carry_out(
 def apply_changes(registry: Registry, model: str, changes: list[Change], *, archive: bool) -> None:
     """Carry out the stage move (MLflow archives the old holders in the same call) and alias moves."""
     for change in changes:
+        registry.fence()
         if change.action in ("stage", "rollback") and change.to is not None and change.version:
             registry.transition(
                 model, change.version, change.to, archive_existing=archive and change.to in HELD_STAGES
