@@ -28,6 +28,8 @@ DRY_RUN_HELP = "print the plan and the gates, change nothing (exits 5 when a gat
 # The Compose CLIs tried, in this order: the v2 plugin, then the v1 script (Debian's docker-compose).
 COMPOSE_CLIS = ("docker compose", "docker-compose")
 ENGINE_HINT = 'start Docker (here without Docker: eval "$(../shared/container-engine/up.sh)")'
+# What to do when the engine answers but cannot build or start containers ("write child: broken pipe").
+ENGINE_RESTART = 'restart it, or here without Docker: eval "$(../shared/container-engine/up.sh)"'
 # Seconds `invoke up` waits for the mlflow service to answer /health after `up -d`.
 HEALTH_TIMEOUT = 180.0
 # What `compose()` found, so that one invocation (such as `demo`) asks the engine only once.
@@ -119,20 +121,79 @@ def _checked(result: Any) -> Any:
     return result
 
 
-@task(help={"quiet": "print nothing when the server already runs (compose: hide the build output)"})
+@task(help={"quiet": "print nothing when the server already runs (compose: build output only on failure)"})
 def up(c, quiet=False):
-    """Start the MLflow server (local: embedded SQLite server; compose: build, start, wait until healthy)."""
+    """Start the MLflow server (local: embedded SQLite server; compose: build, start, wait until healthy).
+
+    compose: the build's output is shown only when the build fails or makes a new image; when `up`
+    fails, the engine's own error lines come first, then one line saying what to check (exit 3).
+    """
     config = settings()
     if config.runner != "compose":
         c.run(registry_command(config, arguments("up", quiet=quiet)))
         return
     cli = compose(c)
-    hide = "out" if quiet else None
-    _checked(c.run(f"{cli} build", warn=True, hide=hide))
-    _checked(c.run(f"{cli} up -d", warn=True, hide=hide))
+    _build(c, cli, quiet)
+    started = c.run(f"{cli} up -d", warn=True, hide=True)
+    if not started.ok:
+        _show(started)
+        raise Exit(
+            f"error: `{cli} up -d` failed (exit {started.exited}): check the container engine "
+            f"({ENGINE_RESTART}) and whether port {config.mlflow_port} (MLFLOW_PORT) is taken",
+            code=Unreachable.exit_code,
+        )
     url = _ui_url(config)
     _wait_healthy(url, HEALTH_TIMEOUT)
     print(f"MLflow UI: {url}")
+
+
+def _build(c: Context, cli: str, quiet: bool) -> None:
+    """`cli build`, output hidden unless it fails or makes a new image; a clean exit 3 when it fails.
+
+    A new image shows as a changed image id (`docker image inspect` before and after). When an image
+    is missing beforehand (a first build, minutes long) or cannot be inspected (`docker-compose` without
+    the docker CLI), the build prints as it goes, unless `quiet`.
+    """
+    images = _image_names(c, cli)
+    before = _image_ids(c, images)
+    live = before is None and not quiet
+    built = c.run(f"{cli} build", warn=True, hide=None if live else True)
+    if not built.ok:
+        if not live:
+            _show(built)
+        raise Exit(
+            f"error: `{cli} build` failed (exit {built.exited}), see the lines above; if they name no "
+            f"step of the Dockerfile, check the container engine ({ENGINE_RESTART})",
+            code=Unreachable.exit_code,
+        )
+    if not live and not quiet:
+        after = _image_ids(c, images)
+        if after is None or after != before:
+            _show(built)
+
+
+def _image_names(c: Context, cli: str) -> list[str]:
+    """The `image:` of every service in the Compose configuration (COMPOSE_FILE and .env applied)."""
+    answer = c.run(f"{cli} config", warn=True, hide=True)
+    if not answer.ok:
+        return []
+    found = re.findall(r"^\s+image:\s*['\"]?([^'\"\s]+)", answer.stdout, flags=re.MULTILINE)
+    return list(dict.fromkeys(found))
+
+
+def _image_ids(c: Context, images: list[str]) -> str | None:
+    """The ids of `images`, one a line; None when there are none or one is missing."""
+    if not images:
+        return None
+    answer = c.run(f"docker image inspect --format {_quoted(['{{.Id}}', *images])}", warn=True, hide=True)
+    return answer.stdout if answer.ok else None
+
+
+def _show(result: Any) -> None:
+    """Print what a hidden command wrote: its output, then its errors."""
+    for text, stream in ((result.stdout, sys.stdout), (result.stderr, sys.stderr)):
+        if text:
+            print(text, end="" if text.endswith("\n") else "\n", file=stream, flush=True)
 
 
 @task(help={"volumes": "compose: also delete the registry data (the stack's named volume)"})
