@@ -342,12 +342,25 @@ def rollback(c, to=None, alias=None, reason=None, force=False, dry_run=False, mo
         "json": "print JSON instead of a table",
         "at": "stage holders and aliases at this UTC time, such as 2026-11-30T12:00:00Z",
         "version": "only the life of this version",
+        "limit": "only the newest N events (table default 100; 0: all)",
         "model": MODEL_HELP,
     }
 )
-def history(c, json=False, at=None, version=None, model=None):
+def history(c, json=False, at=None, version=None, limit=None, model=None):
     """Show the ledger: every change made through this tool, oldest first, or the state at a time."""
-    run_registry(c, arguments("history", json=json, at=at, version=version, model=model))
+    run_registry(c, arguments("history", json=json, at=at, version=version, limit=limit, model=model))
+
+
+@task(
+    help={
+        "older_than": "only tickets last used more than this many days ago (30)",
+        "dry_run": "list what would be deleted, delete nothing",
+        "model": MODEL_HELP,
+    }
+)
+def prune_locks(c, older_than=None, dry_run=False, model=None):
+    """Delete old released lock tickets of a model (an admin's job: needs delete permission)."""
+    run_registry(c, arguments("prune-locks", older_than=older_than, dry_run=dry_run, model=model))
 
 
 @task(

@@ -13,7 +13,7 @@ from typing import Any
 
 from registry import validate
 from registry.config import Settings, load_settings, redact, with_tracking_uri
-from registry.errors import BadInput, Drift, Refused, RegistryError
+from registry.errors import BadInput, Drift, Refused, RegistryError, first_line
 from registry.ledger import Change
 from registry.plan import Plan
 from registry.tables import table
@@ -49,8 +49,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 141
     except Exception as exc:  # the one place where anything unexpected becomes exit 1
-        first = (str(exc).strip().splitlines() or [""])[0]
-        _fail(f"unexpected {type(exc).__name__}: {first}; please report it")
+        _fail(f"unexpected {type(exc).__name__}: {first_line(exc)}; please report it")
         return 1
 
 
@@ -91,9 +90,15 @@ def build_parser() -> argparse.ArgumentParser:
         )
 
     sub = command("train", _train, "train Iris LogisticRegression and register a new version")
-    sub.add_argument("--c-param", type=float, default=1.0, help="inverse regularisation C (1.0)")
-    sub.add_argument("--max-iter", type=int, default=200, help="solver iterations (200)")
-    sub.add_argument("--seed", type=int, default=42, help="split and solver seed (42)")
+    sub.add_argument(
+        "--c-param", type=validate.positive("c-param"), default=1.0, help="inverse regularisation C (1.0)"
+    )
+    sub.add_argument(
+        "--max-iter", type=validate.whole("max-iter", 1, 100_000), default=200, help="solver iterations (200)"
+    )
+    sub.add_argument(
+        "--seed", type=validate.whole("seed", 0, 2**32 - 1), default=42, help="split and solver seed (42)"
+    )
     reason(sub)
 
     sub = command("versions", _versions, "list versions, newest first, with stage and aliases")
@@ -141,6 +146,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--at", type=moment, help="stage holders and aliases at this UTC time, 2026-11-30T12:00:00Z"
     )
     when.add_argument("--version", type=validate.version_number, help="only the life of this version")
+    sub.add_argument("--limit", type=int, help="only the newest N events (table default 100; 0: all)")
 
     sub = command("doctor", _doctor, "find drift between registry, rules and ledger (exit 6)")
     sub.add_argument("--fix", action="store_true", help="repair what is safe, each repair kept in the ledger")
@@ -152,6 +158,19 @@ def build_parser() -> argparse.ArgumentParser:
     source.add_argument("--version", type=validate.version_number, help="same as models:/NAME/N")
     source.add_argument("--stage", type=validate.stage, help="same as models:/NAME/STAGE")
     source.add_argument("--alias", type=validate.alias, help="same as models:/NAME@ALIAS")
+
+    sub = command(
+        "prune-locks",
+        _prune_locks,
+        "delete released lock tickets older than N days (needs delete permission)",
+    )
+    sub.add_argument("--older-than", type=_days, default=30.0, metavar="DAYS", help="age in days (30)")
+    sub.add_argument("--dry-run", action="store_true", help="list the tickets, delete nothing")
+
+    sub = command("settings", _settings, "list every setting with its value here (.env, environment)")
+    output = sub.add_mutually_exclusive_group()
+    output.add_argument("--env-example", action="store_true", help="print .env.example (every default)")
+    output.add_argument("--markdown", action="store_true", help="print the README's settings table")
 
     sub = command("up", _up, "start the local MLflow server unless it runs (local runner)")
     sub.add_argument("--quiet", action="store_true", help="print nothing when it already runs")
@@ -217,11 +236,11 @@ def _stage(args: argparse.Namespace, settings: Settings) -> int:
         model,
         args.version,
         args.stage,
-        args.alias,
-        not args.no_archive,
-        args.reason,
-        args.force,
-        args.dry_run,
+        alias=args.alias,
+        archive=not args.no_archive,
+        reason=args.reason,
+        force=args.force,
+        dry_run=args.dry_run,
     )
     return _report(plan, f"version {args.version} of {model} is already in {args.stage}", args.dry_run)
 
@@ -231,10 +250,11 @@ def _alias(args: argparse.Namespace, settings: Settings) -> int:
 
     model = _model(args, settings)
     registry = _registry(settings)
+    policy = {"reason": args.reason, "force": args.force, "dry_run": args.dry_run}
     if args.delete:
-        plan = delete_alias(registry, model, args.name, args.reason, args.force, args.dry_run)
+        plan = delete_alias(registry, model, args.name, **policy)
     else:
-        plan = set_alias(registry, model, args.name, args.version, args.reason, args.force, args.dry_run)
+        plan = set_alias(registry, model, args.name, args.version, **policy)
     return _report(
         plan, f"alias {args.name} of {model} already points at version {args.version}", args.dry_run
     )
@@ -245,7 +265,15 @@ def _rollback(args: argparse.Namespace, settings: Settings) -> int:
 
     model = _model(args, settings)
     alias = args.alias or validate.alias(settings.prod_alias)
-    done = rollback(_registry(settings), model, args.to, alias, args.reason, args.force, args.dry_run)
+    done = rollback(
+        _registry(settings),
+        model,
+        to=args.to,
+        alias=alias,
+        reason=args.reason,
+        force=args.force,
+        dry_run=args.dry_run,
+    )
     nothing = f"version {done.target} of {model} is already in Production; nothing to roll back"
     return _report(done.plan, nothing, args.dry_run)
 
@@ -254,6 +282,10 @@ def _history(args: argparse.Namespace, settings: Settings) -> int:
     from registry.ledger import events
     from registry.timetravel import life, replay
 
+    if args.limit is not None and args.limit < 0:
+        raise BadInput(f"--limit {args.limit} is negative; use 0 for every event")
+    if args.limit is not None and (args.at or args.plot):
+        raise BadInput("--limit goes with the table or --json, not with --at or --plot")
     model = _model(args, settings)
     found = events(_registry(settings), model)
     if args.at:
@@ -265,19 +297,29 @@ def _history(args: argparse.Namespace, settings: Settings) -> int:
 
         sys.stdout.buffer.write(render(found, model))
         sys.stdout.flush()
-    elif args.plot:
+        return 0
+    if args.plot:
         from registry.timeline import write
 
         print(f"Wrote {write(found, model, args.plot)}")
-    elif args.json:
-        print(json.dumps([event.as_json() for event in found], indent=2))
+        return 0
+    limit = (0 if args.json else 100) if args.limit is None else args.limit
+    left_out = max(len(found) - limit, 0) if limit else 0
+    shown = found[left_out:]
+    note = f"left out: the {left_out:,} oldest of {len(found):,} events; --limit 0 shows them all"
+    if args.json:
+        print(json.dumps([event.as_json() for event in shown], indent=2))
+        if left_out:
+            print(note, file=sys.stderr)
     elif not found:
         print(f"The ledger of {model} is empty: no change has been made through this tool yet.")
     else:
         keys = ["seq", "time", "actor", "action", "version", "from", "to", "alias", "reason"]
-        fields = (event.as_json() for event in found)
+        fields = (event.as_json() for event in shown)
         rows = [["" if row[key] is None else str(row[key]) for key in keys] for row in fields]
         print(table(rows, keys))
+        if left_out:
+            print(f"({note})")
     return 0
 
 
@@ -285,11 +327,18 @@ def _snapshot(snapshot: Snapshot, as_json: bool) -> int:
     if as_json:
         print(json.dumps(snapshot.as_json(), indent=2))
         return 0
-    print(f"At {snapshot.at} (after ledger event {snapshot.last_seq or 'none'}):")
+    last = snapshot.last_seq
+    print(f"At {snapshot.at} ({'before any change' if last is None else f'after ledger event {last}'}):")
     for stage, numbers in snapshot.stages.items():
         print(f"  {stage}: {', '.join(map(str, numbers)) or '(none)'}")
     for alias, number in snapshot.aliases.items():
         print(f"  alias {alias}: version {number}")
+    for seqs, why in (
+        (snapshot.refused, "refused, changed nothing"),
+        (snapshot.uncounted, "not counted: a later event comes first in the ledger"),
+    ):
+        if seqs:
+            print(f"Ledger event{'s' if len(seqs) > 1 else ''} {', '.join(map(str, seqs))}: {why}.")
     return 0
 
 
@@ -332,6 +381,42 @@ def _predict(args: argparse.Namespace, settings: Settings) -> int:
     result = predict(_registry(settings), target, reference)
     print(f"{uri} -> version {result.version}")
     print(f"predictions: {result.predictions}")
+    return 0
+
+
+def _days(text: str) -> float:
+    try:
+        days = float(text)
+    except ValueError:
+        days = -1.0
+    if not 0 <= days <= 36500:  # NaN fails this too
+        raise BadInput(f"--older-than {text!r} is not a number of days from 0 to 36500")
+    return days
+
+
+def _prune_locks(args: argparse.Namespace, settings: Settings) -> int:
+    from registry.lock import lock_name, prune
+
+    model = _model(args, settings)
+    pruned = prune(_registry(settings), model, args.older_than, dry_run=args.dry_run)
+    verb = "would delete" if args.dry_run else "deleted"
+    print(f"{lock_name(model)}: {verb} {len(pruned)} lock ticket(s) older than {args.older_than:g} days.")
+    return 0
+
+
+def _settings(args: argparse.Namespace, settings: Settings) -> int:
+    from registry import config
+
+    if args.env_example:
+        print(config.env_example(), end="")
+    elif args.markdown:
+        print(config.markdown_table())
+    else:
+        rows = [
+            [f.metadata["key"], config.current_text(settings, f), f.metadata["doc"]]
+            for f in config.declared()
+        ]
+        print(table(rows, ["key", "value", "meaning"], max_cell=200))
     return 0
 
 

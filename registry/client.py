@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from registry.config import Settings
 from registry.connection import configure_mlflow, mlflow_errors, probe, translate
-from registry.errors import BadInput, NotFound, Refused, RegistryError, Unreachable, first_line
+from registry.errors import BadInput, NotFound, Refused, RegistryError, ServerFailed, Unreachable, first_line
 
 if TYPE_CHECKING:
     from mlflow.entities.model_registry import ModelVersion
@@ -232,7 +232,7 @@ class Registry:
                     model, source, tags=tags, model_id=model_id, await_creation_for=0
                 )
         except RegistryError as exc:
-            if type(exc) not in (Unreachable, RegistryError):  # refused as asked: nothing was created
+            if type(exc) not in (Unreachable, ServerFailed, RegistryError):  # refused: nothing was created
                 raise
             failure = exc  # a lost connection or a server failure may hide an applied request
         applied = sorted(self.search_tagged(model, {REGISTRATION_TAG: token}), key=lambda v: v.number)
@@ -275,7 +275,9 @@ class Registry:
             return mlflow.pyfunc.load_model(f"models:/{model}/{number}")
         except MlflowException as exc:
             error = translate(self.settings, subject, exc.error_code, str(exc))
-            if isinstance(error, (Unreachable, NotFound)):
+            if isinstance(
+                error, Unreachable
+            ):  # a missing artifact is "cannot be loaded", not "does not exist"
                 raise error from None
             raise Refused(f"{subject} cannot be loaded: {first_line(exc)}") from None
         except Exception as exc:  # a model's own code and pickles can raise anything

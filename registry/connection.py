@@ -4,6 +4,7 @@ and MLflow's errors turned into RegistryError subclasses."""
 from __future__ import annotations
 
 import os
+import re
 import socket
 import warnings
 from collections.abc import Iterator
@@ -11,7 +12,15 @@ from contextlib import contextmanager
 from urllib.parse import urlsplit
 
 from registry.config import Settings
-from registry.errors import BadInput, NotFound, PermissionDenied, RegistryError, Unreachable, first_line
+from registry.errors import (
+    BadInput,
+    NotFound,
+    PermissionDenied,
+    RegistryError,
+    ServerFailed,
+    Unreachable,
+    first_line,
+)
 
 
 def configure_mlflow(settings: Settings) -> None:
@@ -61,6 +70,13 @@ def translate(settings: Settings, subject: str, code: str, message: str) -> Regi
         return PermissionDenied(
             f"permission denied by {server} for {subject} (403); "
             f"ask an admin to grant user {settings.username or '(anonymous)'} access"
+        )
+    status = re.search(r"too many (5\d\d) error responses", message)
+    if status or code in ("INTERNAL_ERROR", "TEMPORARILY_UNAVAILABLE"):
+        answer = f"HTTP {status[1]}" if status else f"{code}: {headline}"
+        return ServerFailed(
+            f"the MLflow server at {server} failed on {subject} ({answer}); it is up but broken: "
+            "see its log (`invoke logs`), its database and artifact store"
         )
     if "API request to" in message and ("failed with exception" in message or "timeout exception" in message):
         return Unreachable(

@@ -21,6 +21,10 @@ class Unreachable(RegistryError):
     exit_code = 3
 
 
+class ServerFailed(Unreachable):
+    """The server answered, with an HTTP 5xx error (its store down, a bug): exit 3 like a down server."""
+
+
 class PermissionDenied(Unreachable):
     """The server knows us but refuses: wrong credentials (401) or missing permission (403)."""
 

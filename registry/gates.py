@@ -62,22 +62,33 @@ class Candidate:
 
 
 def check(
-    registry: Registry, candidate: Candidate, version: Version, champion: int | None, metric: bool
+    registry: Registry, candidate: Candidate, version: Version, champions: list[Version], metric: bool
 ) -> list[Check]:
-    """Run the gates for `candidate` (whose registry entry is `version`) against `champion`."""
+    """Run the gates for `candidate` (whose registry entry is `version`) against the Production
+    versions it replaces (`champions`): the newest one's input example, the best one's metric."""
     if not registry.settings.gates:
         return [OFF]
     checks = [candidate.load_check()]
-    if champion is None or champion == candidate.number:
+    others = [v for v in champions if v.number != candidate.number]
+    if not others:
         nothing = "no other Production version to compare with"
         checks.append(Check("signature", True, nothing))
         if metric:
             checks.append(Check("metric", True, nothing))
         return checks
-    checks.append(_signature(registry, candidate, champion))
+    checks.append(_signature(registry, candidate, max(v.number for v in others)))
     if metric:
-        checks.append(_metric(registry.settings, version, registry.get_version(candidate.model, champion)))
+        checks.append(_metric(registry.settings, version, best(registry.settings, others)))
     return checks
+
+
+def best(settings: Settings, versions: list[Version]) -> Version:
+    """The version with the best GATE_METRIC (the newest when none has it)."""
+    scored = [(value, v) for v in versions if (value := _tag_value(v, settings.gate_metric)) is not None]
+    if not scored:
+        return max(versions, key=lambda v: v.number)
+    pick = max if settings.gate_direction == "higher" else min
+    return pick(scored, key=lambda pair: pair[0])[1]
 
 
 def refusal(checks: list[Check]) -> str | None:

@@ -9,6 +9,7 @@ from registry.gates import failures
 from registry.ledger import Change
 from registry.plan import Plan, alias_changes, guarded, mirrored, protection, require_reason
 from registry.validate import HELD_STAGES
+from registry.versions import iter_versions
 
 
 def stage(
@@ -35,13 +36,14 @@ def stage(
         candidate.load_check()  # before the lock: loading takes seconds and needs no lock
     with guarded(registry, model, f"stage {number} {target}", dry_run):
         state = registry.model_state(model)
+        held = stage_holders(registry, model, target) if target in HELD_STAGES else []
         version = ready_version(registry, model, number, state)
-        holders = state.in_stage(target) if archive and target in HELD_STAGES else []
+        holders = [v.number for v in held] if archive else []
         changes = stage_moves(version, target, holders)
         checks = [] if target == "Production" else protection(registry, alias)
         if changes and target == "Production":
-            champion = max((n for n in holders if n != number), default=None)
-            checks += gates.check(registry, candidate, version, champion, metric=True)
+            champions = [v for v in held if v.number != number]
+            checks += gates.check(registry, candidate, version, champions, metric=True)
         wanted = mirrored(registry.settings, state, version, target)
         if alias is not None:
             wanted[alias] = number
@@ -99,6 +101,12 @@ def delete_alias(
             attempt = Change("refused", current, from_=str(current), alias=alias)
             carry_out(registry, model, plan, attempt, reason=reason, force=force)
     return plan
+
+
+def stage_holders(registry: Registry, model: str, stage: str) -> list[Version]:
+    """Every version of `model` in `stage`. MLflow's model read shows only the latest one per stage,
+    so versions put there outside this tool (the UI, a script) are found by a search of all versions."""
+    return [version for version in iter_versions(registry, model) if version.stage == stage]
 
 
 def ready_version(registry: Registry, model: str, number: int, state: ModelState) -> Version:

@@ -10,7 +10,7 @@ from registry.client import Registry
 from registry.errors import NotFound
 from registry.ledger import Change, Event
 from registry.plan import Plan, alias_changes, guarded, mirrored, require_reason
-from registry.promote import carry_out, ready_version, stage_moves
+from registry.promote import carry_out, ready_version, stage_holders, stage_moves
 
 PRODUCTION_ACTIONS = ("baseline", "stage", "rollback", "observed")
 
@@ -43,7 +43,8 @@ def rollback(
         candidates[to].load_check()
     with guarded(registry, model, "rollback" if to is None else f"rollback --to {to}", dry_run):
         state = registry.model_state(model)
-        holders = state.in_stage("Production")
+        held = stage_holders(registry, model, "Production")
+        holders = [v.number for v in held]
         current = max(holders) if holders else None
         if to is None:
             to = previous_production(
@@ -54,7 +55,8 @@ def rollback(
             return Rollback(to, current, Plan([], []))
         changes = stage_moves(version, "Production", holders, action="rollback")
         candidate = candidates.get(to) or gates.Candidate(registry, model, to)
-        checks = gates.check(registry, candidate, version, current, metric=False)
+        champions = [v for v in held if v.number != to]
+        checks = gates.check(registry, candidate, version, champions, metric=False)
         wanted = {**mirrored(registry.settings, state, version, "Production"), alias: to}
         changes += alias_changes(state.aliases, wanted)
         plan = Plan(changes, checks)

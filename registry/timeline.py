@@ -1,18 +1,20 @@
 """A picture of the ledger: which version held Production, Staging and each alias, step by step.
 
 `steps()` turns ledger events into what each lane held after each change (pure, no matplotlib);
-`render()` draws that as broken bars, one lane per stage and alias, with promotions and rollbacks
-marked, and returns PNG bytes. matplotlib is imported inside `render()` (Agg canvas, no pyplot), so
-the rest of the tool never pays for it.
+`render()` draws that as broken bars, one lane per stage and alias, with promotions, rollbacks and
+refused attempts marked, and returns PNG bytes. matplotlib is imported inside `render()` (Agg
+canvas, no pyplot), so the rest of the tool never pays for it.
 """
 
 from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
+from typing import Literal
 
 from registry.errors import BadInput, NotFound
 from registry.ledger import Event
+from registry.timetravel import State, applied
 
 STAGE_LANES = ("Production", "Staging")
 # Colours of versions 1, 2, 3, ... (matplotlib's tab10, without the red used for rollbacks).
@@ -20,8 +22,12 @@ PALETTE = (
     "#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b",
     "#e377c2", "#7f7f7f", "#bcbd22", "#17becf",
 )  # fmt: skip
-PROMOTE_COLOUR = "#2ca02c"
-ROLLBACK_COLOUR = "#d62728"
+# How a step of each kind is marked: colour, line style, marker, legend text.
+MARKS: dict[str, tuple[str, Literal["-", "--", ":"], str, str]] = {
+    "promote": ("#2ca02c", "-", "^", "promotion to Production"),
+    "rollback": ("#d62728", "--", "v", "rollback"),
+    "refused": ("#7f7f7f", ":", "x", "refused (changed nothing)"),
+}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -30,7 +36,7 @@ class Step:
 
     label: str
     time: str
-    kind: str  # "promote", "rollback" or "" (nothing to mark)
+    kind: str  # "promote", "rollback", "refused" or "" (nothing to mark)
     held: dict[str, tuple[int, ...]]  # lane ("Production", "Staging", "@prod") -> versions
 
 
@@ -39,26 +45,38 @@ def lane_of(alias: str) -> str:
 
 
 def steps(events: list[Event]) -> list[Step]:
-    """Group `events` into steps (a stage move with its archives and alias move is one) and replay them."""
+    """Group `events` into steps (a stage move with its archives and alias move is one) and replay them.
+
+    Replayed as `history --at` replays them (`timetravel.State`): a refused attempt is a step of its
+    own, labelled as refused, that leaves every lane as it was.
+    """
     groups: list[list[Event]] = []
     for event in events:
         if groups and _belongs_to(groups[-1], event):
             groups[-1].append(event)
         else:
             groups.append([event])
-    held: dict[str, set[int]] = {lane: set() for lane in STAGE_LANES}
+    state = State()
+    seen: list[str] = []  # aliases ever set: a deleted alias keeps its (empty) lane
     found: list[Step] = []
     for group in groups:
         for event in group:
-            _apply(held, event)
+            state.apply(event)
+            if applied(event) and event.alias is not None and event.alias not in seen:
+                seen.append(event.alias)
         head = group[0]
-        kind = ""
-        if head.to == "Production" and head.alias is None:
-            kind = "rollback" if head.action == "rollback" else "promote" if head.action == "stage" else ""
-        found.append(
-            Step(_label(head), head.time, kind, {lane: tuple(sorted(v)) for lane, v in held.items()})
-        )
+        held = {lane: tuple(numbers) for lane, numbers in state.stages().items()}
+        held |= {lane_of(a): (state.aliases[a],) if a in state.aliases else () for a in seen}
+        found.append(Step(_label(head), head.time, _kind(head), held))
     return found
+
+
+def _kind(head: Event) -> str:
+    if head.result == "refused":
+        return "refused"
+    if head.to == "Production" and head.alias is None:
+        return "rollback" if head.action == "rollback" else "promote" if head.action == "stage" else ""
+    return ""
 
 
 def _belongs_to(group: list[Event], event: Event) -> bool:
@@ -74,36 +92,24 @@ def _belongs_to(group: list[Event], event: Event) -> bool:
     return False
 
 
-def _apply(held: dict[str, set[int]], event: Event) -> None:
-    number = event.version
-    if number is None:
-        return
-    if event.alias is not None:
-        lane = held.setdefault(lane_of(event.alias), set())
-        lane.clear()
-        if event.action != "alias-delete":
-            lane.add(number)
-        return
-    if event.from_ in STAGE_LANES:
-        held[event.from_].discard(number)
-    if event.to in STAGE_LANES:
-        held[event.to].add(number)
-
-
 def _label(event: Event) -> str:
-    number = f"v{event.version}"
+    if event.result == "refused":
+        return f"refused: {_change(event)}"
     if event.action == "baseline":
         return "ledger starts"
     if event.action == "train":
-        return f"{number} registered"
+        return f"v{event.version} registered"
     if event.action == "rollback":
-        return f"rollback to {number}"
-    if event.action == "alias" and event.alias:
-        return f"@{event.alias} → {number}"
-    if event.action == "alias-delete" and event.alias:
-        return f"@{event.alias} deleted"
+        return f"rollback to v{event.version}"
+    return _change(event)
+
+
+def _change(event: Event) -> str:
+    """What `event` moved: `@prod → v2`, `@prod deleted` or `v2 → Production`."""
+    if event.alias is not None and (event.to is None or event.to.isdigit()):  # not a stage move with an alias
+        return f"@{event.alias} → v{event.version}" if event.to else f"@{event.alias} deleted"
     if event.to:
-        return f"{number} → {event.to}"
+        return f"v{event.version} → {event.to}"
     return event.action
 
 
@@ -150,14 +156,11 @@ def render(events: list[Event], model: str) -> bytes:
             start = index
     for index, step in enumerate(found):
         if step.kind:
-            rollback = step.kind == "rollback"
-            axes.axvline(
-                index, color=ROLLBACK_COLOUR if rollback else PROMOTE_COLOUR,
-                linestyle="--" if rollback else "-", linewidth=2, zorder=3,
-            )  # fmt: skip
+            shade, line, marker, _ = MARKS[step.kind]
+            axes.axvline(index, color=shade, linestyle=line, linewidth=2, zorder=3)
             axes.plot(
-                [index], [len(lanes) - 0.45], marker="v" if rollback else "^", markersize=10,
-                color=ROLLBACK_COLOUR if rollback else PROMOTE_COLOUR, clip_on=False, zorder=4,
+                [index], [len(lanes) - 0.45], marker=marker, markersize=10, color=shade,
+                clip_on=False, zorder=4,
             )  # fmt: skip
     axes.set_yticks(range(len(lanes)), labels=list(reversed(lanes)))
     axes.set_ylim(-0.6, len(lanes) - 0.4)
@@ -175,8 +178,9 @@ def render(events: list[Event], model: str) -> bytes:
     axes.set_title(f"{model}: who held each stage and alias ({span}, UTC)", loc="left")
     legend: list[Artist] = [Patch(facecolor=colour(n), label=f"version {n}") for n in sorted(versions)]
     legend += [
-        Line2D([], [], color=PROMOTE_COLOUR, marker="^", label="promotion to Production"),
-        Line2D([], [], color=ROLLBACK_COLOUR, marker="v", linestyle="--", label="rollback"),
+        Line2D([], [], color=shade, marker=marker, linestyle=line, label=text)
+        for kind, (shade, line, marker, text) in MARKS.items()
+        if kind != "refused" or any(step.kind == kind for step in found)
     ]
     axes.legend(handles=legend, loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False)
     figure.tight_layout()

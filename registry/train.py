@@ -9,7 +9,6 @@ from importlib.metadata import version as installed
 
 from registry import ledger
 from registry.client import ACCURACY_TAG, Registry
-from registry.errors import BadInput
 
 
 @dataclasses.dataclass(frozen=True)
@@ -34,11 +33,8 @@ def pip_requirements() -> list[str]:
 
 
 def train_and_register(registry: Registry, model: str, params: TrainParams, reason: str) -> Trained:
-    """Fit, log and register one new version of `model`; wait until it is READY."""
-    if params.c_param <= 0:
-        raise BadInput(f"--c-param {params.c_param} must be greater than 0, such as 1.0")
-    if params.max_iter < 1:
-        raise BadInput(f"--max-iter {params.max_iter} must be at least 1, such as 200")
+    """Fit, log and register one new version of `model`; wait until it is READY (`params` are checked
+    by the command line: C > 0, 1 <= max_iter, 0 <= seed < 2**32)."""
     ledger.ensure(registry, model)
 
     import mlflow

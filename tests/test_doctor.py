@@ -8,9 +8,15 @@ from typing import Any
 from tests.conftest import aliases, history, stages
 
 
+def promote(cli: Any, model: str) -> None:
+    """Version 1 to Production with alias prod, through the tool: the ledger knows it."""
+    outcome = cli("stage", "--model", model, "--version", 1, "--stage", "Production", "--alias", "prod")
+    assert outcome.code == 0, outcome.err
+
+
 def test_a_clean_model_has_no_drift(cli: Any, model: str, make_versions: Any) -> None:
     make_versions(1)
-    cli("stage", "--model", model, "--version", 1, "--stage", "Production", "--alias", "prod")
+    promote(cli, model)
     outcome = cli("doctor", "--model", model)
     assert (outcome.code, "no drift" in outcome.out) == (0, True), outcome.out
 
@@ -19,7 +25,7 @@ def test_two_production_versions_made_outside_the_tool_are_found_and_fixed(
     cli: Any, client: Any, model: str, make_versions: Any
 ) -> None:
     make_versions(2)
-    cli("stage", "--model", model, "--version", 1, "--stage", "Production", "--alias", "prod")
+    promote(cli, model)
     client.transition_model_version_stage(model, "2", "Production")  # the UI, without archiving
     outcome = cli("doctor", "--model", model)
     assert outcome.code == 6
@@ -37,7 +43,7 @@ def test_a_protected_alias_off_production_is_moved_and_a_ui_change_is_recorded(
     cli: Any, client: Any, model: str, make_versions: Any
 ) -> None:
     make_versions(2)
-    cli("stage", "--model", model, "--version", 1, "--stage", "Production", "--alias", "prod")
+    promote(cli, model)
     client.transition_model_version_stage(model, "2", "Production", archive_existing_versions=True)
     outcome = cli("doctor", "--model", model)
     assert outcome.code == 6 and "alias-off-stage" in outcome.out

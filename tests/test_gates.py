@@ -108,3 +108,19 @@ def test_rollback_runs_the_gates_but_not_the_metric_one(
     assert outcome.code == 0 and "metric" not in outcome.out and "load gate: pass" in outcome.out
     assert cli("rollback", "--model", model).code == 0
     assert stages(client, model) == {1: "Production", 2: "Archived"}
+
+
+def test_every_production_version_made_outside_the_tool_is_archived_recorded_and_gated(
+    cli: Any, client: Any, model: str, make_versions: Any
+) -> None:
+    make_versions(3)
+    for number, accuracy in ((1, "0.97"), (2, "0.90"), (3, "0.95")):
+        client.set_model_version_tag(model, str(number), "accuracy", accuracy)
+    client.transition_model_version_stage(model, "1", "Production")  # as the UI does: no archiving
+    client.transition_model_version_stage(model, "2", "Production")
+    refused = promote(cli, model, 3)
+    assert refused.code == 5 and "0.9500 of version 3 < 0.9700" in refused.err  # the best, not the newest
+    assert promote(cli, model, 3, "--force", "--reason", "both out").code == 0
+    assert stages(client, model) == {1: "Archived", 2: "Archived", 3: "Production"}
+    archived = [e["version"] for e in history(cli, model) if e["action"] == "archive"]
+    assert sorted(archived) == [1, 2]

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any
 
 import pytest
 
+from registry import ledger
+from registry.client import Registry
+from registry.ledger import Change
+from registry.tables import MAX_CELL
 from tests.conftest import history
 
 pytestmark = pytest.mark.postgres
@@ -61,3 +66,37 @@ def test_input_errors_write_nothing_to_the_ledger(cli: Any, model: str, make_ver
     assert cli("alias", "--model", model, "--name", "latest", "--version", 1).code == 2
     assert cli("stage", "--model", model, "--version", 5, "--stage", "Staging").code == 4
     assert history(cli, model) == before
+
+
+def test_history_shows_the_newest_events_and_says_how_many_are_left_out(
+    cli: Any, server: Any, model: str, make_versions: Any
+) -> None:
+    make_versions(1)
+    bulk = [Change("train", number, to="None") for number in range(1, 151)]
+    ledger.record(Registry(server.settings), model, bulk, reason="bulk")  # a baseline, then 150 events
+    lines = cli("history", "--model", model).out.splitlines()
+    assert len(lines) == 2 + 100 + 1
+    assert (lines[2].split()[4], lines[-2].split()[4]) == ("51", "150")  # the version column
+    assert lines[-1] == "(left out: the 51 oldest of 151 events; --limit 0 shows them all)"
+    assert len(cli("history", "--model", model, "--limit", 0).out.splitlines()) == 2 + 151
+    assert len(history(cli, model)) == 151  # --json shows every event unless limited
+    newest = cli("history", "--model", model, "--json", "--limit", 3)
+    assert [e["version"] for e in json.loads(newest.out)] == [148, 149, 150]
+    assert newest.err == "left out: the 148 oldest of 151 events; --limit 0 shows them all\n"
+    for wrong in (["--limit", "-1"], ["--limit", "x"], ["--limit", "5", "--at", "2026-11-30T12:00:00Z"]):
+        assert cli("history", "--model", model, *wrong).code == 2
+
+
+def test_a_long_refusal_keeps_the_table_narrow_and_json_whole(
+    cli: Any, model: str, make_versions: Any
+) -> None:
+    make_versions(2)
+    promoted = cli("stage", "--model", model, "--version", 1, "--stage", "Production", "--alias", "prod")
+    assert promoted.code == 0, promoted.err
+    attempt = cli("alias", "--model", model, "--name", "prod", "--version", 2, "--reason", "why " * 30)
+    assert attempt.code == 5
+    reason = history(cli, model)[-1]["reason"]
+    assert len(reason) > 150
+    lines = cli("history", "--model", model).out.splitlines()
+    assert lines[-1].endswith(reason[: MAX_CELL - 1] + "…")
+    assert max(map(len, lines)) <= len(lines[-1]) < 150

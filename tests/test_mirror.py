@@ -18,7 +18,8 @@ def test_mirrored_aliases_follow_the_stages_and_leave_an_empty_stage(
     assert outcome.code == 0, outcome.err
     assert "alias staging: version 1 -> (deleted)" in outcome.out
     assert aliases(client, model) == {"prod": 1}
-    cli("stage", "--model", model, "--version", 2, "--stage", "Production")
+    promoted = cli("stage", "--model", model, "--version", 2, "--stage", "Production")
+    assert promoted.code == 0, promoted.err
     assert aliases(client, model) == {"prod": 2}
     assert cli("rollback", "--model", model).code == 0
     assert aliases(client, model) == {"prod": 1}
@@ -31,5 +32,6 @@ def test_without_mirroring_stages_leave_aliases_alone(
     cli: Any, client: Any, model: str, make_versions: Any
 ) -> None:
     make_versions(1)
-    cli("stage", "--model", model, "--version", 1, "--stage", "Staging")
+    staged = cli("stage", "--model", model, "--version", 1, "--stage", "Staging")
+    assert staged.code == 0, staged.err
     assert aliases(client, model) == {}

@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import contextlib
 import inspect
+import io
+import re
 import shlex
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
-from invoke import Collection, Exit, MockContext, Result
+from invoke import Collection, Context, Exit, MockContext, Result
 
 import tasks
-from tests.conftest import commands
+from registry.cli import main
+from tests.conftest import aliases, commands, stages
 
 PY = shlex.quote(sys.executable)
 UP = f"{PY} -m registry up --quiet"
@@ -19,7 +24,7 @@ UP = f"{PY} -m registry up --quiet"
 
 @pytest.fixture
 def local(task_env: None) -> MockContext:
-    return MockContext(run=Result(stdout="Registered iris_clf version 7 (run x, accuracy 1.0)\n"))
+    return MockContext(run=Result(stdout="Registered iris_clf version 7\n"))
 
 
 def test_train_starts_the_local_server_then_runs_the_cli_with_the_flags_given(local: MockContext) -> None:
@@ -82,20 +87,49 @@ def test_a_failing_command_ends_the_task_with_its_exit_code(
     assert ended.value.code == 4
 
 
-def test_demo_uses_the_versions_it_just_trained(local: MockContext) -> None:
-    tasks.demo(local)
-    ran = [cmd.removeprefix(f"{PY} -m registry ") for cmd in commands(local) if cmd != UP]
+def test_demo_uses_the_versions_it_just_trained(task_env: None) -> None:
+    registered = {
+        re.compile(r".* train --reason"): Result(stdout="Registered iris_clf version 7\n"),
+        re.compile(r".* train --c-param"): Result(stdout="Registered iris_clf version 8\n"),
+        re.compile(r".*"): Result(),
+    }
+    c = MockContext(run=registered)
+    tasks.demo(c)
+    ran = [cmd.removeprefix(f"{PY} -m registry ") for cmd in commands(c) if cmd != UP]
     assert ran == [
         "train --reason 'invoke demo'",
         "train --c-param 0.5 --reason 'invoke demo'",
         "stage --version 7 --stage Staging --reason 'invoke demo'",
         "stage --version 7 --stage Production --alias prod --reason 'invoke demo'",
-        "stage --version 7 --stage Production --alias prod --reason 'invoke demo'",
+        "stage --version 8 --stage Production --alias prod --reason 'invoke demo'",
         "rollback --reason 'invoke demo'",
         "versions",
         "history",
         "predict --uri models:/iris_clf@prod",
     ]
+
+
+class InProcess(Context):
+    """Runs each `python -m registry ...` line through the CLI in this process: the real commands on
+    the test server, without a new interpreter importing MLflow for each."""
+
+    def run(self, command: str, **kwargs: Any) -> Result:
+        words = shlex.split(command)
+        assert words[:3] == [sys.executable, "-m", "registry"], command
+        printed = io.StringIO()
+        with contextlib.redirect_stdout(printed):
+            code = main(words[3:])
+        return Result(stdout=printed.getvalue(), command=command, exited=code)
+
+
+def test_demo_ends_with_the_first_version_in_production_and_the_alias_on_it(
+    env: dict[str, str], client: Any, model: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The whole demo on a real server: v2 is promoted over v1, then the rollback restores v1."""
+    monkeypatch.setenv("MODEL_NAME", model)
+    tasks.demo(InProcess())
+    assert stages(client, model) == {1: "Production", 2: "Archived"}
+    assert aliases(client, model) == {"prod": 1}
 
 
 def test_a_bad_dotenv_ends_the_task_with_one_message(local: MockContext, tmp_path: Path) -> None:

@@ -60,6 +60,28 @@ def test_the_steps_replay_who_held_production_and_the_alias(cli: Any, model: str
     assert found[-1].label == "rollback to v1"
 
 
+def test_refused_attempts_are_labelled_and_move_no_lane(
+    cli: Any, model: str, make_versions: Any, tmp_path: Path
+) -> None:
+    make_versions(2)
+    promoted = cli("stage", "--model", model, "--version", 1, "--stage", "Production", "--alias", "prod")
+    assert promoted.code == 0, promoted.err
+    assert cli("alias", "--model", model, "--name", "prod", "--version", 2).code == 5  # protected
+    assert cli("stage", "--model", model, "--version", 2, "--stage", "Staging", "--alias", "prod").code == 5
+    events = [Event(**{"from_" if k == "from" else k: v for k, v in e.items()}) for e in history(cli, model)]
+    found = steps(events)
+    after_promotion = {"Production": (1,), "Staging": (), "@prod": (1,)}
+    assert [(s.label, s.kind, s.held) for s in found[-2:]] == [
+        ("refused: @prod → v2", "refused", after_promotion),
+        ("refused: v2 → Staging", "refused", after_promotion),
+    ]
+    now = cli("history", "--model", model, "--at", "2999-01-01T00:00:00Z").out
+    assert "Production: 1" in now and "Staging: (none)" in now and "alias prod: version 1" in now
+    drawn = cli("history", "--model", model, "--plot", tmp_path / "refused.png")
+    assert drawn.code == 0, drawn.err
+    assert (tmp_path / "refused.png").read_bytes().startswith(PNG_MAGIC)
+
+
 def test_plot_to_stdout_writes_the_png_bytes(env: dict[str, str], model: str, make_versions: Any) -> None:
     make_versions(1)
     done = subprocess.run(
