@@ -16,7 +16,7 @@ from registry.config import Settings, load_settings, redact, with_tracking_uri
 from registry.errors import BadInput, Drift, Refused, RegistryError, first_line
 from registry.ledger import Change
 from registry.plan import Plan
-from registry.tables import table
+from registry.tables import EscapingWriter, escaped, table
 from registry.timetravel import Snapshot, moment
 
 Handler = Callable[[argparse.Namespace, Settings], int]
@@ -32,6 +32,15 @@ class _Parser(argparse.ArgumentParser):
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; returns the exit code."""
     warnings.simplefilter("ignore")  # library warnings are not the user's business here
+    stdout, stderr = sys.stdout, sys.stderr
+    sys.stdout, sys.stderr = EscapingWriter(stdout), EscapingWriter(stderr)  # type: ignore[assignment]
+    try:
+        return _run(argv)
+    finally:
+        sys.stdout, sys.stderr = stdout, stderr
+
+
+def _run(argv: Sequence[str] | None) -> int:
     try:
         args = build_parser().parse_args(argv)
         settings = load_settings()
@@ -55,7 +64,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _fail(message: str) -> None:
     secret = os.environ.get("MLFLOW_TRACKING_PASSWORD", "")
-    print(f"error: {redact(message, (secret,))}", file=sys.stderr)
+    print(f"error: {escaped(redact(message, (secret,)), one_line=True)}", file=sys.stderr)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -361,7 +370,8 @@ def _doctor(args: argparse.Namespace, settings: Settings) -> int:
     if report.findings:
         _fail(f"{len(report.findings)} problem(s) in {model}" + ("" if args.fix else "; see `doctor --fix`"))
         return Drift.exit_code
-    print(f"{model}: all mended." if report.repaired else f"{model}: no drift found.")
+    summary = f"{model}: all mended." if report.repaired else f"{model}: no drift found."
+    print(summary, file=sys.stderr if args.json else sys.stdout)  # --json: stdout holds JSON only
     return 0
 
 

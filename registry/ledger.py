@@ -192,33 +192,60 @@ def _compact(value: Any) -> str:
 
 
 def events(registry: Registry, model: str) -> list[Event]:
-    """All events of `model`'s ledger, oldest first; empty when there is no ledger yet."""
+    """All events of `model`'s ledger, oldest first; empty when there is no ledger yet.
+
+    A damaged pack is read from the ledger's versions instead, and a malformed event is skipped; each
+    with a warning (through `registry.notify`), never an error: the rest of the history stands.
+    """
     try:
         tags = registry.model_tags(ledger_name(model))
     except NotFound:
         return []
-    packed = _packed_entries(tags)
-    after = packed_through(tags) if packed is not None else 0  # a damaged pack: read every version
-    entries = (packed or []) + [
+    packed, ranges = _packed_entries(tags)
+    reach = 0  # the packs that are whole hold every event from 1 to here
+    for first, last in sorted(ranges):
+        if first > reach + 1:
+            break
+        reach = max(reach, last)
+    after = packed_through(tags)
+    if reach < after:  # a pack behind the pointer is damaged: read its events from their versions
+        after = reach
+        registry.notify(
+            f"warning: a pack of the ledger of {model!r} is damaged; its events are read one by one"
+        )
+    entries = [entry for entry in packed if entry[0] <= after] + [
         (version.number, version.created_ms, _fields(version))
         for version in iter_versions(registry, ledger_name(model), PAGE_SIZE, ascending=True, after=after)
     ]
     found: list[Event] = []
     seen: set[str] = set()
+    malformed: list[int] = []
     for seq, time_ms, fields in sorted(entries, key=lambda entry: entry[0]):
         event_id = str(fields.get("id", seq))
         if event_id in seen:  # packed twice, or a retried POST applied twice
             continue
         seen.add(event_id)
-        found += _events(seq, time_ms, fields)
+        read = _events(seq, time_ms, fields)
+        if read is None:
+            malformed.append(seq)
+        else:
+            found += read
+    if malformed:
+        listed = ", ".join(map(str, malformed[:5])) + (" ..." if len(malformed) > 5 else "")
+        registry.notify(
+            f"warning: skipped {len(malformed)} malformed event(s) of the ledger of {model!r}: {listed}"
+        )
     return found
 
 
-def _packed_entries(tags: dict[str, str]) -> list[tuple[int, int, dict[str, Any]]] | None:
-    """(seq, time ms, fields) of every packed event; None if a pack is not what `pack` wrote.
+def _packed_entries(
+    tags: dict[str, str],
+) -> tuple[list[tuple[int, int, dict[str, Any]]], list[tuple[int, int]]]:
+    """(seq, time ms, fields) of every event in a pack that is whole and readable, and the (first,
+    last) seqs of each such pack.
 
-    A pack with parts missing (its writer stopped half-way, before moving the pointer) is skipped:
-    its events are still read as versions, or are in a later pack.
+    A pack with parts missing past the pointer (its writer stopped half-way) is harmless: its events
+    are still read as versions, or are in a later pack.
     """
     parts: dict[str, dict[int, str]] = {}
     counts: dict[str, int] = {}
@@ -228,19 +255,22 @@ def _packed_entries(tags: dict[str, str]) -> list[tuple[int, int, dict[str, Any]
             parts.setdefault(found["pack"], {})[int(found["part"])] = value
             counts[found["pack"]] = int(found["count"])
     entries: list[tuple[int, int, dict[str, Any]]] = []
-    try:
-        for pack_name, pieces in parts.items():
+    ranges: list[tuple[int, int]] = []
+    for pack_name, pieces in parts.items():
+        try:
             if sorted(pieces) != list(range(1, counts[pack_name] + 1)):
-                continue
+                raise ValueError("parts missing")
             joined = "".join(pieces[n] for n in sorted(pieces))
             payload = zlib.decompress(base64.b64decode(joined, validate=True))
             entries += [
                 (int(seq), int(time_ms), fields if isinstance(fields, dict) else {})
                 for seq, time_ms, fields in json.loads(payload)
             ]
-    except (ValueError, TypeError, zlib.error):
-        return None
-    return entries
+        except (ValueError, TypeError, zlib.error):
+            continue
+        first, last = pack_name.split("-")
+        ranges.append((int(first), int(last)))
+    return entries, ranges
 
 
 def _fields(version: Version) -> dict[str, Any]:
@@ -251,13 +281,25 @@ def _fields(version: Version) -> dict[str, Any]:
     return fields if isinstance(fields, dict) else {}
 
 
-def _events(seq: int, time_ms: int, fields: dict[str, Any]) -> list[Event]:
+def _events(seq: int, time_ms: int, fields: dict[str, Any]) -> list[Event] | None:
     """The events one ledger version holds: each of its changes, or itself (one change per version,
-    as the ledger stored them at first)."""
+    as the ledger stored them at first); None when it is not what `record` writes."""
     changes = fields.get("changes")
     if not isinstance(changes, list):
-        return [_event(seq, time_ms, fields)]
-    return [_event(seq, time_ms, {**fields, **change}) for change in changes if isinstance(change, dict)]
+        changes = [{}]
+    if not all(isinstance(change, dict) and _well_formed({**fields, **change}) for change in changes):
+        return None
+    return [_event(seq, time_ms, {**fields, **change}) for change in changes]
+
+
+def _well_formed(fields: dict[str, Any]) -> bool:
+    version = fields.get("version")
+    texts = ("actor", "action", "model", "from", "to", "alias", "reason", "result")
+    return (
+        isinstance(fields.get("action"), str)
+        and (version is None or (isinstance(version, int) and not isinstance(version, bool)))
+        and all(fields.get(key) is None or isinstance(fields[key], str) for key in texts)
+    )
 
 
 def _event(seq: int, time_ms: int, fields: dict[str, Any]) -> Event:

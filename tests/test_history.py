@@ -100,3 +100,18 @@ def test_a_long_refusal_keeps_the_table_narrow_and_json_whole(
     lines = cli("history", "--model", model).out.splitlines()
     assert lines[-1].endswith(reason[: MAX_CELL - 1] + "…")
     assert max(map(len, lines)) <= len(lines[-1]) < 150
+
+
+def test_hostile_text_reaches_the_terminal_escaped_and_json_exactly(
+    cli: Any, model: str, make_versions: Any
+) -> None:
+    make_versions(1)
+    hostile = "ok\x1b]0;pwned\x07\x1b[2J\x08\u202eevil"
+    assert cli("stage", "--model", model, "--version", 1, "--stage", "Staging", "--reason", hostile).code == 0
+    shown = cli("history", "--model", model)
+    assert shown.code == 0
+    assert not any(ch in shown.out for ch in "\x1b\x07\x08\u202e")
+    assert "ok\\x1b]0;pwned\\x07" in shown.out
+    assert history(cli, model)[-1]["reason"] == hostile.strip()
+    refused = cli("alias", "--model", model, "--name", "prod", "--version", 1, "--reason", hostile)
+    assert refused.code == 5 and "\x1b" not in refused.err and refused.err.count("\n") == 1

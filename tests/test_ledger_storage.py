@@ -94,6 +94,42 @@ def test_a_damaged_pack_falls_back_to_the_versions(registry: Registry, model: st
     assert [e.seq for e in ledger.events(registry, model)] == list(range(1, 8))
 
 
+def test_a_pack_missing_a_part_behind_the_pointer_is_read_from_the_versions_with_a_warning(
+    registry: Registry, model: str, small_packs: int, client: Any
+) -> None:
+    warnings: list[str] = []
+    registry.notify = warnings.append
+    registry.create_model(ledger.ledger_name(model), description="", tags={})
+    record_one_by_one(registry, model, 7)  # the 5th packs 1-5 and moves the pointer to 5
+    name = ledger.ledger_name(model)
+    pack_key = next(key for key in registry.model_tags(name) if key.startswith(ledger.PACK_PREFIX))
+    client.delete_registered_model_tag(name, pack_key)
+    assert [e.seq for e in ledger.events(registry, model)] == list(range(1, 8))
+    assert len(warnings) == 1 and "damaged" in warnings[0]
+
+
+@pytest.mark.parametrize(
+    "event",
+    [
+        "not json",
+        '{"changes": [{"action": "stage", "version": "abc"}]}',
+        '{"changes": [{"version": []}]}',
+        "[]",
+    ],
+)
+def test_a_malformed_event_is_skipped_with_a_warning(
+    registry: Registry, model: str, client: Any, event: str
+) -> None:
+    warnings: list[str] = []
+    registry.notify = warnings.append
+    registry.create_model(ledger.ledger_name(model), description="", tags={})
+    record_one_by_one(registry, model, 2)
+    client.create_model_version(ledger.ledger_name(model), "ledger:/event", tags={"event": event})
+    record_one_by_one(registry, model, 1)
+    assert [e.seq for e in ledger.events(registry, model)] == [1, 2, 4]
+    assert len(warnings) == 1 and "malformed" in warnings[0] and ": 3" in warnings[0]
+
+
 def test_a_pack_the_server_refuses_leaves_the_change_recorded(
     registry: Registry, model: str, small_packs: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
