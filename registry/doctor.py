@@ -16,11 +16,11 @@ import dataclasses
 from typing import Any
 
 from registry import ledger, lock
-from registry.client import Registry
+from registry.client import Registry, Version
 from registry.ledger import Change
 from registry.promote import apply_changes
 from registry.timetravel import HELD_STAGES, Snapshot, replay
-from registry.versions import all_versions
+from registry.versions import all_versions, utc_iso
 
 LEDGER_CHECK = "ledger-drift"
 REGISTRY_PASSES = 3  # a repair may reveal the next one (an alias can move once its stage has one holder)
@@ -70,14 +70,32 @@ def doctor(registry: Registry, model: str, fix: bool = False) -> Report:
 
 def diagnose(registry: Registry, model: str) -> list[Finding]:
     """Everything wrong with `model` now (three reads: versions, aliases, ledger)."""
-    stage_of = {v.number: v.stage for v in all_versions(registry, model)}
+    versions = all_versions(registry, model)
+    stage_of = {v.number: v.stage for v in versions}
     aliases = registry.aliases(model)
     events = ledger.events(registry, model)
     said = replay(events) if events else None
     findings = _crowded(stage_of, said) + _tied_aliases(registry, stage_of, aliases)
     if said is not None:
-        findings += _ledger_drift(stage_of, aliases, said)
+        findings += _ledger_drift(stage_of, aliases, said) + _unrecorded(versions, events)
     return findings
+
+
+def _unrecorded(versions: list[Version], events: list[ledger.Event]) -> list[Finding]:
+    """Versions registered since the ledger began that no event names: a `train` whose ledger write
+    failed, or a registration outside this tool. (Ones in Staging/Production are ledger drift.)"""
+    named = {event.version for event in events}
+    began = events[0].millis
+    return [
+        Finding(
+            LEDGER_CHECK,
+            f"version {v.number}",
+            f"registered at {utc_iso(v.created_ms)} with no ledger event",
+            [Change("observed", v.number, to=v.stage)],
+        )
+        for v in sorted(versions, key=lambda v: v.number)
+        if v.number not in named and v.stage not in HELD_STAGES and v.created_ms >= began
+    ]
 
 
 def _mend(registry: Registry, model: str, findings: list[Finding], ledger_too: bool) -> list[Change]:

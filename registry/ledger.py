@@ -66,6 +66,7 @@ class Event:
     alias: str | None
     reason: str
     result: str
+    millis: int = 0  # `time` in milliseconds (not in the JSON: `time` is its public form)
 
     def as_json(self) -> dict[str, Any]:
         return {key: getattr(self, "from_" if key == "from" else key) for key in JSON_KEYS}
@@ -90,28 +91,40 @@ def ensure(registry: Registry, model: str) -> None:
         registry.set_model_tag(model, LEDGER_MARKER, ledger_name(model))
 
 
-def _create(registry: Registry, model: str) -> None:
+def _create(registry: Registry, model: str, undo: list[Change] | None = None) -> None:
     created = registry.create_model(
         ledger_name(model),
         description=f"Event ledger of model {model!r}, written by the registry tool. Do not edit.",
         tags={"registry.ledger_of": model},
     )
     if created:
-        record(registry, model, baseline(registry, model), reason="first use of the ledger")
+        record(registry, model, baseline(registry, model, undo or []), reason="first use of the ledger")
 
 
-def baseline(registry: Registry, model: str) -> list[Change]:
-    """The model's current stage holders and aliases as baseline changes (one marker if none)."""
+def baseline(registry: Registry, model: str, undo: list[Change] | None = None) -> list[Change]:
+    """The model's stage holders and aliases as baseline changes (one marker if none): as they are now,
+    or as they were before `undo`, changes already made that the new ledger is about to record."""
     try:
         aliases = registry.aliases(model)
     except NotFound:
         return [Change("baseline", None)]
+    stage_of = {v.number: v.stage for v in all_versions(registry, model)}
+    for change in reversed(undo or []):
+        if change.version is None:
+            continue
+        if change.action == "alias-delete" and change.alias:
+            aliases[change.alias] = change.version
+        elif change.action == "alias" and change.alias:
+            if change.from_ and change.from_.isdigit():
+                aliases[change.alias] = int(change.from_)
+            else:
+                aliases.pop(change.alias, None)
+        elif change.alias is None and change.from_ is not None:
+            stage_of[change.version] = change.from_
     changes = [
-        Change("baseline", v.number, to=v.stage)
-        for v in sorted(all_versions(registry, model), key=lambda v: v.number)
-        if v.stage in HELD_STAGES
+        Change("baseline", n, to=stage) for n, stage in sorted(stage_of.items()) if stage in HELD_STAGES
     ]
-    changes += [Change("baseline", number, to=str(number), alias=a) for a, number in aliases.items()]
+    changes += [Change("baseline", number, to=str(number), alias=a) for a, number in sorted(aliases.items())]
     return changes or [Change("baseline", None)]
 
 
@@ -124,7 +137,7 @@ def record(registry: Registry, model: str, changes: list[Change], reason: str, r
         try:
             appended.append(registry.add_version(ledger_name(model), EVENT_SOURCE, tags).number)
         except (NotFound, PermissionDenied):  # 403 on an authenticated server: the ledger is gone
-            _create(registry, model)
+            _create(registry, model, undo=changes)  # its baseline: the state before these changes
             appended.append(registry.add_version(ledger_name(model), EVENT_SOURCE, tags).number)
     if any(seq % PACK_EVERY == 0 for seq in appended):
         try:
@@ -315,4 +328,5 @@ def _event(seq: int, time_ms: int, fields: dict[str, Any]) -> Event:
         alias=fields.get("alias"),
         reason=fields.get("reason") or "",
         result=fields.get("result") or "",
+        millis=time_ms,
     )

@@ -53,3 +53,17 @@ def test_a_protected_alias_off_production_is_moved_and_a_ui_change_is_recorded(
     assert {e["action"] for e in events if e["result"] == "repair"} == {"alias", "observed"}
     assert cli("rollback", "--model", model).code == 0  # the observed promotion counts
     assert stages(client, model) == {1: "Production", 2: "Archived"}
+
+
+def test_a_registration_whose_ledger_write_failed_is_found_and_recorded(
+    cli: Any, client: Any, model: str, make_versions: Any
+) -> None:
+    make_versions(1)
+    promote(cli, model)
+    make_versions(1)  # version 2 registered, its `train` event lost (the server died right after)
+    outcome = cli("doctor", "--model", model)
+    assert outcome.code == 6 and "version 2" in outcome.out and "no ledger event" in outcome.out
+    assert cli("doctor", "--model", model, "--fix").code == 0
+    last = history(cli, model)[-1]
+    assert (last["action"], last["version"], last["to"], last["result"]) == ("observed", 2, "None", "repair")
+    assert cli("doctor", "--model", model).code == 0

@@ -173,6 +173,9 @@ def test_a_deleted_ledger_is_started_again_by_the_next_change(
     found = ledger.events(registry, model)
     assert [e.action for e in found] == ["baseline", "alias"]
     assert found[-1].reason == "after the ledger was deleted"
+    # the baseline is the state before the change that restarted the ledger: champion still on 1
+    assert (found[0].alias, found[0].version) == ("champion", 1)
+    assert (found[1].from_, found[1].to) == ("1", "2")
 
 
 def test_a_command_is_one_ledger_version_and_its_changes_share_a_seq(registry: Registry, model: str) -> None:
