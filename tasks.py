@@ -323,7 +323,7 @@ def alias(c, name, version=None, delete=False, reason=None, force=False, dry_run
 @task(
     help={
         "to": "version to make Production again (default: the previous Production version)",
-        "alias": "production alias to move along (default PROD_ALIAS, prod)",
+        "alias": "also point this alias at it (PROD_ALIAS, prod, always follows Production)",
         "reason": REASON_HELP,
         "force": FORCE_HELP,
         "dry_run": DRY_RUN_HELP,

@@ -140,7 +140,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument(
         "--to", type=validate.version_number, help="version to restore (default: the previous one)"
     )
-    sub.add_argument("--alias", type=validate.alias, help="production alias to move (PROD_ALIAS)")
+    sub.add_argument(
+        "--alias", type=validate.alias, help="also point this alias at it (PROD_ALIAS always follows)"
+    )
     reason(sub)
     guarded(sub)
 
@@ -273,12 +275,11 @@ def _rollback(args: argparse.Namespace, settings: Settings) -> int:
     from registry.rollback import rollback
 
     model = _model(args, settings)
-    alias = args.alias or validate.alias(settings.prod_alias)
     done = rollback(
         _registry(settings),
         model,
         to=args.to,
-        alias=alias,
+        alias=args.alias,
         reason=args.reason,
         force=args.force,
         dry_run=args.dry_run,

@@ -42,11 +42,13 @@ def setting(
     alias: bool = False,
     container: bool = True,
     secret: bool = False,
+    empty_is_off: bool = False,
 ) -> Any:
     """A field of `Settings` read from the environment key `key`.
 
     `container`: Compose hands it to the trainer container (False: host side only, or derived there).
     `alias`: the value (each value, for a list) must be an alias name MLflow accepts.
+    `empty_is_off`: a key set to nothing (`KEY=`) means "off"; only a missing key means the default.
     """
     meta = {
         "key": key,
@@ -57,6 +59,7 @@ def setting(
         "alias": alias,
         "container": container,
         "secret": secret,
+        "empty_is_off": empty_is_off,
     }
     return dataclasses.field(default=default, metadata=meta, repr=not secret)
 
@@ -92,8 +95,10 @@ class Settings:
     prod_alias: str = setting(
         "PROD_ALIAS",
         "prod",
-        "The alias that `rollback` (and the demo) keeps on the Production version.",
+        "The alias that always follows the Production version (promotion, rollback, doctor --fix); "
+        "empty: no alias follows it.",
         alias=True,
+        empty_is_off=True,
     )
     registry_home: Path = setting(
         "REGISTRY_HOME",
@@ -173,10 +178,13 @@ class Settings:
     mirror_stage_aliases: bool = setting(
         "MIRROR_STAGE_ALIASES",
         False,
-        "Keep PROD_ALIAS on the Production version and STAGING_ALIAS on the Staging version.",
+        "Keep STAGING_ALIAS on the Staging version, as PROD_ALIAS always is on the Production version.",
     )
     staging_alias: str = setting(
-        "STAGING_ALIAS", "staging", "The alias mirrored onto the Staging version.", alias=True
+        "STAGING_ALIAS",
+        "staging",
+        "The alias that follows the Staging version when MIRROR_STAGE_ALIASES is on.",
+        alias=True,
     )
     protected_aliases: tuple[str, ...] = setting(
         "PROTECTED_ALIASES",
@@ -206,7 +214,7 @@ def load_settings(environ: Mapping[str, str] | None = None, env_file: str | Path
     if env_file is not None and Path(env_file).is_file():
         values.update({k: v for k, v in _read_env_file(Path(env_file)).items() if v is not None})
     values.update(os.environ if environ is None else environ)
-    parsed = {field.name: _parse(field, values.get(field.metadata["key"], "")) for field in declared()}
+    parsed = {field.name: _parse(field, values.get(field.metadata["key"])) for field in declared()}
     settings = Settings(**parsed)
     uri, user, password = split_credentials(
         settings.tracking_uri or f"http://127.0.0.1:{settings.mlflow_port}"
@@ -228,14 +236,14 @@ def _read_env_file(path: Path) -> dict[str, str | None]:
         raise BadInput(f"{path} is not UTF-8 text; save it as UTF-8") from None
 
 
-def _parse(field: dataclasses.Field[Any], raw_value: str) -> Any:
-    """The value of one setting from its text (`raw_value`), checked against its declaration."""
+def _parse(field: dataclasses.Field[Any], raw_value: str | None) -> Any:
+    """The value of one setting from its text (None: not set), checked against its declaration."""
     meta, default = field.metadata, field.default
-    key, raw = meta["key"], raw_value.strip()
+    key, raw = meta["key"], (raw_value or "").strip()
     if "\x00" in raw or (raw and not raw.isprintable()):
         raise BadInput(f"{key} holds control characters; {FIX_IT}")
     if not raw:
-        return default
+        return "" if meta["empty_is_off"] and raw_value is not None else default
     value: Any
     if isinstance(default, bool):
         value = _flag(key, raw)
@@ -324,11 +332,15 @@ def markdown_table() -> str:
 
 def compose_environment() -> dict[str, str]:
     """The trainer container's environment in compose.yaml: each shared setting from `.env`."""
-    return {
-        field.metadata["key"]: f"${{{field.metadata['key']}:-{env_text(field.default)}}}"
-        for field in declared()
-        if field.metadata["container"]
-    }
+    # ${KEY:-default}: empty or unset means the default; ${KEY-default} keeps an empty value ("off").
+    environment = {}
+    for field in declared():
+        if field.metadata["container"]:
+            key, default = field.metadata["key"], env_text(field.default)
+            environment[key] = (
+                f"${{{key}-{default}}}" if field.metadata["empty_is_off"] else f"${{{key}:-{default}}}"
+            )
+    return environment
 
 
 def with_tracking_uri(settings: Settings, uri: str) -> Settings:

@@ -72,10 +72,9 @@ def translate(settings: Settings, subject: str, code: str, message: str) -> Regi
             f"ask an admin to grant user {settings.username or '(anonymous)'} access"
         )
     status = re.search(r"too many (5\d\d) error responses", message)
-    if status or code in ("INTERNAL_ERROR", "TEMPORARILY_UNAVAILABLE"):
-        answer = f"HTTP {status[1]}" if status else f"{code}: {headline}"
+    if status:  # MLflow's client (its retries) names the status, not the server's words
         return ServerFailed(
-            f"the MLflow server at {server} failed on {subject} ({answer}); it is up but broken: "
+            f"the MLflow server at {server} failed on {subject} (HTTP {status[1]}); it is up but broken: "
             "see its log (`invoke logs`), its database and artifact store"
         )
     if "API request to" in message and ("failed with exception" in message or "timeout exception" in message):

@@ -1,12 +1,12 @@
 """`doctor`: find drift between the registry, this tool's rules and the ledger, and mend what is safe.
 
-Drift is (1) more than one version in Staging or Production; (2) a protected or mirrored alias on a
-version that is not in its stage (Archived, deleted, elsewhere), or a mirrored alias missing;
+Drift is (1) more than one version in Staging or Production; (2) a protected alias, or one that follows a
+stage (PROD_ALIAS; STAGING_ALIAS with mirroring), on a version not in its stage, or a following alias missing;
 (3) stage holders or aliases that disagree with what the ledger says (a change made in the UI, or a
 crash between a change and its ledger event). Other aliases on Archived versions are fine.
 
 Safe repairs: archive the extra holders when the ledger names which one is right; point a tied alias
-at its stage's only holder (or remove a mirrored one whose stage is empty); record what the registry
+at its stage's only holder (or remove a following one whose stage is empty); record what the registry
 shows as `observed` ledger events. Each repair is a ledger event with result `repair`.
 """
 
@@ -18,6 +18,7 @@ from typing import Any
 from registry import ledger, lock
 from registry.client import Registry, Version
 from registry.ledger import Change
+from registry.plan import stage_aliases
 from registry.promote import apply_changes
 from registry.timetravel import HELD_STAGES, Snapshot, replay
 from registry.versions import all_versions, utc_iso
@@ -133,21 +134,20 @@ def _crowded(stage_of: dict[int, str], said: Snapshot | None) -> list[Finding]:
 
 
 def _tied_aliases(registry: Registry, stage_of: dict[int, str], aliases: dict[str, int]) -> list[Finding]:
-    """Protected aliases belong on the Production version; mirrored ones on their stage's version."""
+    """Protected aliases belong on the Production version; the aliases that follow a stage (PROD_ALIAS,
+    and STAGING_ALIAS with mirroring) on their stage's version, set when it has exactly one."""
     settings = registry.settings
     ties = dict.fromkeys(settings.protected_aliases, "Production")
-    mirrored = {}
-    if settings.mirror_stage_aliases:
-        mirrored = {settings.prod_alias: "Production", settings.staging_alias: "Staging"}
-        ties.update(mirrored)
+    following = {alias: stage for stage, alias in stage_aliases(settings).items()}
+    ties.update(following)
     findings = []
     for alias, stage in ties.items():
         holders = _holders(stage_of, stage)
         target = aliases.get(alias)
         if target is None:
-            if alias in mirrored and len(holders) == 1:
+            if alias in following and len(holders) == 1:
                 repair = [Change("alias", holders[0], to=str(holders[0]), alias=alias)]
-                detail = f"mirrored alias is missing; {stage} is version {holders[0]}"
+                detail = f"the alias that follows {stage} is missing; {stage} is version {holders[0]}"
                 findings.append(Finding("alias-off-stage", f"alias {alias}", detail, repair))
             continue
         actual = stage_of.get(target, "deleted")
@@ -156,7 +156,7 @@ def _tied_aliases(registry: Registry, stage_of: dict[int, str], aliases: dict[st
         detail = f"points at version {target}, which is {actual}, not {stage}"
         if len(holders) == 1:
             repair = [Change("alias", holders[0], from_=str(target), to=str(holders[0]), alias=alias)]
-        elif not holders and alias in mirrored:
+        elif not holders and alias in following:
             repair = [Change("alias-delete", target, from_=str(target), alias=alias)]
         else:
             repair = []

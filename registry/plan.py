@@ -12,12 +12,11 @@ import dataclasses
 from collections.abc import Iterator
 
 from registry import lock
-from registry.client import ModelState, Registry, Version
+from registry.client import Registry, Version
 from registry.config import Settings
 from registry.errors import BadInput
 from registry.gates import Check, refusal
 from registry.ledger import Change
-from registry.validate import HELD_STAGES
 
 
 @dataclasses.dataclass(frozen=True)
@@ -77,17 +76,44 @@ def alias_changes(current: dict[str, int], wanted: dict[str, int | None]) -> lis
     return changes
 
 
-def mirrored(settings: Settings, state: ModelState, version: Version, target: str) -> dict[str, int | None]:
-    """With MIRROR_STAGE_ALIASES: the target stage's alias on `version`, and the alias of the stage
-    it leaves removed when that stage empties (as `state`, the model read for the change, shows it)."""
-    if not settings.mirror_stage_aliases or version.stage == target:
+def stage_aliases(settings: Settings) -> dict[str, str]:
+    """Stage -> the alias that follows it: PROD_ALIAS follows Production (unless empty), and
+    STAGING_ALIAS follows Staging with MIRROR_STAGE_ALIASES."""
+    names = {"Production": settings.prod_alias}
+    if settings.mirror_stage_aliases:
+        names["Staging"] = settings.staging_alias
+    return {stage: alias for stage, alias in names.items() if alias}
+
+
+def following(
+    settings: Settings, aliases: dict[str, int], version: Version, target: str, holders: list[Version]
+) -> dict[str, int | None]:
+    """The moves of the aliases that follow a stage when `version` moves into `target`: the target's
+    alias onto it, and the alias of the stage it leaves onto the newest remaining holder (or deleted
+    when none remains). `holders` are the model's versions in Staging and Production."""
+    if version.stage == target:
         return {}
-    names = {"Production": settings.prod_alias, "Staging": settings.staging_alias}
     wanted: dict[str, int | None] = {}
-    if version.stage in HELD_STAGES:
-        others = [n for n in state.in_stage(version.stage) if n != version.number]
-        if not others:
-            wanted[names[version.stage]] = None
-    if target in HELD_STAGES:
-        wanted[names[target]] = version.number
+    for stage, alias in stage_aliases(settings).items():
+        if stage == target:
+            wanted[alias] = version.number
+        elif stage == version.stage and aliases.get(alias) == version.number:
+            others = [v.number for v in holders if v.stage == stage and v.number != version.number]
+            wanted[alias] = max(others, default=None)
     return wanted
+
+
+def takes_production_down(version: Version, target: str, holders: list[Version]) -> list[Check]:
+    """A failed check when `version`, the only Production version, is moved out of Production."""
+    if version.stage != "Production" or target == "Production":
+        return []
+    if any(v.stage == "Production" and v.number != version.number for v in holders):
+        return []
+    return [
+        Check(
+            "production",
+            False,
+            f"version {version.number} is the only Production version: moving it to {target} leaves "
+            "nothing in Production",
+        )
+    ]

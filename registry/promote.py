@@ -7,7 +7,15 @@ from registry.client import ModelState, Registry, Version
 from registry.errors import NotFound, Refused
 from registry.gates import failures
 from registry.ledger import Change
-from registry.plan import Plan, alias_changes, guarded, mirrored, protection, require_reason
+from registry.plan import (
+    Plan,
+    alias_changes,
+    following,
+    guarded,
+    protection,
+    require_reason,
+    takes_production_down,
+)
 from registry.validate import HELD_STAGES
 from registry.versions import iter_versions
 
@@ -36,15 +44,15 @@ def stage(
         candidate.load_check()  # before the lock: loading takes seconds and needs no lock
     with guarded(registry, model, f"stage {number} {target}", dry_run):
         state = registry.model_state(model)
-        held = stage_holders(registry, model, target) if target in HELD_STAGES else []
+        holders = stage_holders(registry, model)
         version = ready_version(registry, model, number, state)
-        holders = [v.number for v in held] if archive else []
-        changes = stage_moves(version, target, holders)
+        held = [v for v in holders if v.stage == target and v.number != number]
+        changes = stage_moves(version, target, [v.number for v in held] if archive else [])
         checks = [] if target == "Production" else protection(registry, alias)
+        checks += takes_production_down(version, target, holders)
         if changes and target == "Production":
-            champions = [v for v in held if v.number != number]
-            checks += gates.check(registry, candidate, version, champions, metric=True)
-        wanted = mirrored(registry.settings, state, version, target)
+            checks += gates.check(registry, candidate, version, held, metric=True)
+        wanted = following(registry.settings, state.aliases, version, target, holders)
         if alias is not None:
             wanted[alias] = number
         changes += alias_changes(state.aliases, wanted)
@@ -103,10 +111,11 @@ def delete_alias(
     return plan
 
 
-def stage_holders(registry: Registry, model: str, stage: str) -> list[Version]:
-    """Every version of `model` in `stage`. MLflow's model read shows only the latest one per stage,
-    so versions put there outside this tool (the UI, a script) are found by a search of all versions."""
-    return [version for version in iter_versions(registry, model) if version.stage == stage]
+def stage_holders(registry: Registry, model: str) -> list[Version]:
+    """Every version of `model` in Staging or Production. MLflow's model read shows only the latest
+    one per stage, so versions put there outside this tool (the UI, a script) are found by a search
+    of all versions."""
+    return [version for version in iter_versions(registry, model) if version.stage in HELD_STAGES]
 
 
 def ready_version(registry: Registry, model: str, number: int, state: ModelState) -> Version:

@@ -9,7 +9,7 @@ from registry import gates, ledger
 from registry.client import Registry
 from registry.errors import NotFound
 from registry.ledger import Change, Event
-from registry.plan import Plan, alias_changes, guarded, mirrored, require_reason
+from registry.plan import Plan, alias_changes, following, guarded, require_reason
 from registry.promote import carry_out, ready_version, stage_holders, stage_moves
 
 PRODUCTION_ACTIONS = ("baseline", "stage", "rollback", "observed")
@@ -27,12 +27,13 @@ def rollback(
     model: str,
     *,
     to: int | None,
-    alias: str,
+    alias: str | None = None,
     reason: str = "",
     force: bool = False,
     dry_run: bool = False,
 ) -> Rollback:
-    """Make `to` (default: the previous Production holder) Production and point `alias` at it.
+    """Make `to` (default: the previous Production holder) Production; PROD_ALIAS follows it, and so
+    does `alias` when given.
 
     Gated like a promotion, without the metric gate: a rollback may well go to a worse model.
     """
@@ -43,9 +44,9 @@ def rollback(
         candidates[to].load_check()
     with guarded(registry, model, "rollback" if to is None else f"rollback --to {to}", dry_run):
         state = registry.model_state(model)
-        held = stage_holders(registry, model, "Production")
-        holders = [v.number for v in held]
-        current = max(holders) if holders else None
+        holders = stage_holders(registry, model)
+        held = [v for v in holders if v.stage == "Production"]
+        current = max((v.number for v in held), default=None)
         if to is None:
             to = previous_production(
                 ledger.events(registry, model), current, lambda v: registry.version_exists(model, v)
@@ -53,11 +54,13 @@ def rollback(
         version = ready_version(registry, model, to, state)
         if to == current:
             return Rollback(to, current, Plan([], []))
-        changes = stage_moves(version, "Production", holders, action="rollback")
+        changes = stage_moves(version, "Production", [v.number for v in held], action="rollback")
         candidate = candidates.get(to) or gates.Candidate(registry, model, to)
         champions = [v for v in held if v.number != to]
         checks = gates.check(registry, candidate, version, champions, metric=False)
-        wanted = {**mirrored(registry.settings, state, version, "Production"), alias: to}
+        wanted = following(registry.settings, state.aliases, version, "Production", holders)
+        if alias is not None:
+            wanted[alias] = to
         changes += alias_changes(state.aliases, wanted)
         plan = Plan(changes, checks)
         if not dry_run:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -63,7 +64,7 @@ def as_user(
     }
     env.pop("REGISTRY_ACTOR", None)
     return subprocess.run(
-        ["python", "-m", "registry", *args],
+        [sys.executable, "-m", "registry", *args],
         capture_output=True,
         text=True,
         env=env,
@@ -88,8 +89,12 @@ def granted(auth_server: str) -> dict[str, str]:
         client = MlflowClient(auth_server, registry_uri=auth_server)
         experiment_id = client.create_experiment(experiment)
         client.create_registered_model(model)
-        admin.grant_user_permission("alice", "experiment", experiment_id, "EDIT")
-        admin.grant_user_permission("alice", "registered_model", model, "EDIT")
+        if hasattr(admin, "grant_user_permission"):  # MLflow >= 3.13
+            admin.grant_user_permission("alice", "experiment", experiment_id, "EDIT")
+            admin.grant_user_permission("alice", "registered_model", model, "EDIT")
+        else:  # the lowest MLflow this project supports (3.11)
+            admin.create_experiment_permission(experiment_id, "alice", "EDIT")
+            admin.create_registered_model_permission(model, "alice", "EDIT")
     finally:
         for key, value in saved.items():
             if value is None:

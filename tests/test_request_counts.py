@@ -76,18 +76,18 @@ def record_commands(registry: Registry, model: str, first: int, last: int) -> No
 
 # Requests measured with MLflow 3.17.2 through its public client, which sends a GET registered-models/get
 # (its check that the name is not a prompt) before every transition, alias set/delete and tag write.
-# lock off: stage (archiving one holder) = search model (holders, aliases, the latest version of each
-# stage), MLflow's GET, transition, 1 ledger version for all its changes (the move and the archive);
-# plus a get version when the version moved is not the latest of its stage (its stage and status are
-# unknown). alias = search model, MLflow's GET, set alias, 1 ledger version; delete likewise.
-# The model's ledger marker spares the ledger check (a create answered 400).
-# The lock adds: ticket, search for turn, and the release tag with MLflow's GET before it.
+# lock off: stage (archiving one holder) = search model (aliases, the latest version of each stage), a
+# search of all versions (every holder of a stage: the model read shows only the latest one), MLflow's
+# GET, transition, 1 ledger version for all its changes (the move and the archive); plus a get version
+# when the version moved is not the latest of its stage. alias = search model, MLflow's GET, set alias,
+# 1 ledger version; delete likewise. The model's ledger marker spares the ledger check (a create
+# answered 400). The lock adds: ticket, search for turn, and the release tag with MLflow's GET before it.
 STEADY = {
     # lock: (stage older version, stage newest version, alias set new, alias move, alias delete)
-    True: (9, 8, 8, 8, 8),
-    False: (5, 4, 4, 4, 4),
+    True: (10, 9, 8, 8, 8),
+    False: (6, 5, 4, 4, 4),
 }
-FIRST_USE = {True: 18, False: 11}  # first change: creates the ledger (and lock) models, marks the model
+FIRST_USE = {True: 19, False: 12}  # first change: creates the ledger (and lock) models, marks the model
 
 
 @pytest.mark.parametrize("lock", [True, False], ids=["lock-on", "lock-off"])

@@ -22,8 +22,12 @@ def test_promotion_to_production_archives_the_version_it_replaces(
     assert "version 2: None -> Production" in outcome.out
     assert "version 1: Production -> Archived (replaced)" in outcome.out
     assert stages(client, model) == {1: "Archived", 2: "Production"}
-    moves = [(e["action"], e["version"], e["from"], e["to"]) for e in history(cli, model)[-2:]]
-    assert moves == [("stage", 2, "None", "Production"), ("archive", 1, "Production", "Archived")]
+    moves = [(e["action"], e["version"], e["from"], e["to"]) for e in history(cli, model)[-3:]]
+    assert moves == [
+        ("stage", 2, "None", "Production"),
+        ("archive", 1, "Production", "Archived"),
+        ("alias", 2, "1", "2"),  # PROD_ALIAS follows Production
+    ]
 
 
 def test_staging_archives_the_previous_staging_version_unless_no_archive(
@@ -54,9 +58,12 @@ def test_archived_and_none_moves_never_ask_mlflow_to_archive(
     cli: Any, client: Any, model: str, make_versions: Any
 ) -> None:
     make_versions(2)
-    cli("stage", "--model", model, "--version", 1, "--stage", "Production")
+    assert cli("stage", "--model", model, "--version", 1, "--stage", "Production").code == 0
     assert cli("stage", "--model", model, "--version", 2, "--stage", "Archived").code == 0
-    assert cli("stage", "--model", model, "--version", 1, "--stage", "none").code == 0
+    demoted = cli(
+        "stage", "--model", model, "--version", 1, "--stage", "none", "--force", "--reason", "retire"
+    )
+    assert demoted.code == 0, demoted.err
     assert stages(client, model) == {1: "None", 2: "Archived"}
 
 
