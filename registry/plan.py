@@ -12,9 +12,9 @@ import dataclasses
 from collections.abc import Iterator
 
 from registry import lock
-from registry.client import Registry, Version
+from registry.client import ModelState, Registry, Version
 from registry.config import Settings
-from registry.errors import BadInput
+from registry.errors import BadInput, Refused
 from registry.gates import Check, refusal
 from registry.ledger import Change
 
@@ -117,3 +117,18 @@ def takes_production_down(version: Version, target: str, holders: list[Version])
             "nothing in Production",
         )
     ]
+
+
+def recheck(registry: Registry, model: str, planned_on: ModelState) -> None:
+    """Refuse when the model changed since the plan was read (the gates take seconds; the lock keeps
+    this tool's other clients out, not a change made in the UI or by a script meanwhile)."""
+    now = registry.model_state(model)
+
+    def held(state: ModelState) -> set[tuple[int, str]]:
+        return {(v.number, v.stage) for v in state.latest}
+
+    if now.aliases != planned_on.aliases or held(now) != held(planned_on):
+        raise Refused(
+            f"model {model!r} changed while this command checked its gates (outside this tool); "
+            "nothing was changed: run it again"
+        )

@@ -13,6 +13,7 @@ from registry.plan import (
     following,
     guarded,
     protection,
+    recheck,
     require_reason,
     takes_production_down,
 )
@@ -58,6 +59,8 @@ def stage(
         changes += alias_changes(state.aliases, wanted)
         plan = Plan(changes, checks)
         if not dry_run:
+            if changes and target == "Production":
+                recheck(registry, model, state)
             attempt = Change("refused", number, from_=version.stage, to=target, alias=alias)
             carry_out(registry, model, plan, attempt, reason=reason, force=force, archive=archive)
     return plan

@@ -9,7 +9,7 @@ from registry import gates, ledger
 from registry.client import Registry
 from registry.errors import NotFound
 from registry.ledger import Change, Event
-from registry.plan import Plan, alias_changes, following, guarded, require_reason
+from registry.plan import Plan, alias_changes, following, guarded, recheck, require_reason
 from registry.promote import carry_out, ready_version, stage_holders, stage_moves
 
 PRODUCTION_ACTIONS = ("baseline", "stage", "rollback", "observed")
@@ -64,6 +64,7 @@ def rollback(
         changes += alias_changes(state.aliases, wanted)
         plan = Plan(changes, checks)
         if not dry_run:
+            recheck(registry, model, state)
             attempt = Change("refused", to, from_=version.stage, to="Production", alias=alias)
             carry_out(registry, model, plan, attempt, reason=reason, force=force)
     return Rollback(to, current, plan)

@@ -124,3 +124,22 @@ def test_every_production_version_made_outside_the_tool_is_archived_recorded_and
     assert stages(client, model) == {1: "Archived", 2: "Archived", 3: "Production"}
     archived = [e["version"] for e in history(cli, model) if e["action"] == "archive"]
     assert sorted(archived) == [1, 2]
+
+
+def test_a_change_made_outside_the_tool_while_the_gates_run_refuses_the_promotion(
+    cli: Any, client: Any, model: str, make_versions: Any, monkeypatch: Any
+) -> None:
+    from registry import gates
+
+    make_versions(3)
+    assert promote(cli, model, 1).code == 0
+    checked = gates.check
+
+    def check_while_someone_uses_the_ui(*args: Any, **kwargs: Any) -> Any:
+        client.set_registered_model_alias(model, "prod", "3")
+        return checked(*args, **kwargs)
+
+    monkeypatch.setattr(gates, "check", check_while_someone_uses_the_ui)
+    outcome = promote(cli, model, 2)
+    assert outcome.code == 5 and "changed while" in outcome.err and outcome.err.count("\n") == 1
+    assert stages(client, model) == {1: "Production", 2: "None", 3: "None"}
