@@ -6,7 +6,9 @@
    version's, within GATE_TOLERANCE, where GATE_DIRECTION says which way is better.
 
 A version that cannot be loaded fails gate 1, naming why: a gate never waves through what it
-could not check. Loading takes seconds, so callers load the candidate before taking the lock.
+could not check. Loading takes seconds, so callers load the candidate before taking the lock
+when they know it then (`stage`, `rollback --to N`); a plain `rollback` learns it from the ledger
+inside the lock and loads it there.
 """
 
 from __future__ import annotations

@@ -80,16 +80,9 @@ def _kind(head: Event) -> str:
 
 
 def _belongs_to(group: list[Event], event: Event) -> bool:
-    """True when `event` was written by the same command as `group` (the ledger has no command id)."""
-    head = group[0]
-    if event.action == "baseline":
-        return head.action == "baseline"
-    if event.action == "archive":
-        return head.action in ("stage", "rollback", "archive")
-    if event.action == "alias" and head.action in ("stage", "rollback"):
-        same_command = (event.actor, event.reason) == (head.actor, head.reason)
-        return same_command and not any(e.action == "alias" for e in group)
-    return False
+    """True when `event` was written by the same command as `group`: a command's changes share one
+    ledger seq (a ledger written before that format shows one step per change)."""
+    return event.seq == group[0].seq
 
 
 def _label(event: Event) -> str:
