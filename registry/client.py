@@ -12,7 +12,16 @@ from typing import TYPE_CHECKING, Any
 
 from registry.config import Settings
 from registry.connection import configure_mlflow, mlflow_errors, probe, translate
-from registry.errors import BadInput, NotFound, Refused, RegistryError, ServerFailed, Unreachable, first_line
+from registry.errors import (
+    BadInput,
+    NotFound,
+    PermissionDenied,
+    Refused,
+    RegistryError,
+    ServerFailed,
+    Unreachable,
+    first_line,
+)
 
 if TYPE_CHECKING:
     from mlflow.entities.model_registry import ModelVersion
@@ -82,8 +91,10 @@ class Registry:
         self._client: Any = MlflowClient(settings.tracking_uri, registry_uri=settings.tracking_uri)
         # Tags of each registered model as this object last read them (a read costs nothing extra).
         self.seen_tags: dict[str, dict[str, str]] = {}
-        # Called before every change of the registry or the ledger: the lock's proof that it is held.
-        self.fence: Callable[[], None] = lambda: None
+        # Called around every change of the registry or the ledger (`written` after it): the lock's
+        # proof that it is still held.
+        self.fence: Callable[..., None] = lambda written=False: None
+        self._run_metrics: dict[str, dict[str, float]] = {}  # run id -> its metrics, read once
 
     def errors(self, subject: str) -> Any:
         """Context manager translating MLflow errors about `subject`."""
@@ -259,9 +270,15 @@ class Registry:
             raise Refused(f"version {version.number} of model {model!r} is {version.status}, not READY")
         return version
 
-    def search_tagged(self, model: str, tags: dict[str, str]) -> list[Version]:
-        """Versions of `model` carrying all of `tags` (one request; for small result sets)."""
+    def search_tagged(
+        self, model: str, tags: dict[str, str], excluding: dict[str, tuple[str, ...]] | None = None
+    ) -> list[Version]:
+        """Versions of `model` carrying all of `tags` and none of the values in `excluding` (one request;
+        for small result sets)."""
         clauses = [f"name='{model}'"] + [f"tags.`{key}` = '{value}'" for key, value in tags.items()]
+        clauses += [
+            f"tags.`{key}` != '{value}'" for key, values in (excluding or {}).items() for value in values
+        ]
         with self.errors(f"versions of model {model!r}"):
             return self._search(" AND ".join(clauses), 10_000)[0]
 
@@ -304,3 +321,68 @@ class Registry:
     def set_version_tag(self, model: str, number: int, key: str, value: str) -> None:
         with self.errors(f"version {number} of model {model!r}"):
             self._client.set_model_version_tag(model, str(number), key, value)
+
+    def run_metrics(self, run_id: str) -> dict[str, float]:
+        """The latest value of each metric of run `run_id`: one request per run, remembered; empty when
+        the run is gone or hidden from us (a version may outlive its run)."""
+        if run_id not in self._run_metrics:
+            try:
+                with self.errors(f"run {run_id!r}"):
+                    self._run_metrics[run_id] = dict(self._client.get_run(run_id).data.metrics)
+            except (NotFound, PermissionDenied, BadInput):
+                self._run_metrics[run_id] = {}
+        return self._run_metrics[run_id]
+
+    def run_metric(self, run_id: str, name: str) -> float | None:
+        """Metric `name` of run `run_id` (see `run_metrics`), or None."""
+        return self.run_metrics(run_id).get(name) if run_id else None
+
+    def download_version(self, model: str, number: int, destination: str) -> str:
+        """Download the artifacts of version `number` (MLmodel, signature, input example, requirements)
+        into the folder `destination`; returns the model's folder there."""
+        import mlflow.artifacts
+
+        # By its storage location: MLflow resolves a `models:/` URI on the process-wide registry URI.
+        with self.errors(f"the artifacts of version {number} of model {model!r}"):
+            location = self._client.get_model_version_download_uri(model, str(number))
+            return str(
+                mlflow.artifacts.download_artifacts(
+                    artifact_uri=location, dst_path=destination, tracking_uri=self.settings.tracking_uri
+                )
+            )
+
+    def upload_model(
+        self, folder: str, run_name: str, tags: dict[str, str], metrics: dict[str, float]
+    ) -> tuple[str, str]:
+        """Log the model folder `folder` on this server, as it is, as a new logged model of a new run
+        (EXPERIMENT_NAME) carrying `tags` and `metrics`; returns (model id, run id)."""
+        from mlflow.entities import Metric
+
+        with self.errors("the copied model"):
+            experiment_id = self._experiment_id(self.settings.experiment_name)
+            run_id = self._client.create_run(experiment_id, tags=tags, run_name=run_name).info.run_id
+            stamp = int(time.time() * 1000)
+            batch = [Metric(key, value, stamp, 0) for key, value in sorted(metrics.items())][:1000]
+            if batch:
+                self._client.log_batch(run_id, metrics=batch)
+            logged = self._client.create_logged_model(
+                experiment_id, name="model", source_run_id=run_id, tags=tags
+            )
+            self._client.log_model_artifacts(logged.model_id, folder)
+            self._client.finalize_logged_model(logged.model_id, "READY")
+            self._client.set_terminated(run_id)
+        return str(logged.model_id), str(run_id)
+
+    def _experiment_id(self, name: str) -> str:
+        """The id of experiment `name`, created when missing (a concurrent creation is fine)."""
+        from mlflow.exceptions import MlflowException
+
+        found = self._client.get_experiment_by_name(name)
+        if found is None:
+            try:
+                return str(self._client.create_experiment(name))
+            except MlflowException as exc:
+                if exc.error_code != "RESOURCE_ALREADY_EXISTS":
+                    raise
+                found = self._client.get_experiment_by_name(name)
+        return str(found.experiment_id)

@@ -99,14 +99,23 @@ def _unrecorded(versions: list[Version], events: list[ledger.Event]) -> list[Fin
     ]
 
 
-def _mend(registry: Registry, model: str, findings: list[Finding], ledger_too: bool) -> list[Change]:
+def record_drift(registry: Registry, model: str, why: str) -> list[Change]:
+    """Record what the registry shows and the ledger does not, as `observed` events (the ledger's
+    findings only; nothing in the registry moves). Called under the lock, such as by a command that
+    took the lock over from a holder whose lease ran out, which may have changed things unrecorded."""
+    return _mend(registry, model, diagnose(registry, model), ledger_too=True, why=why)
+
+
+def _mend(
+    registry: Registry, model: str, findings: list[Finding], ledger_too: bool, why: str = "doctor --fix"
+) -> list[Change]:
     """Repair the registry findings (or, with `ledger_too`, the ledger ones), one event each."""
     mended: list[Change] = []
     for finding in findings:
         if finding.repair and (finding.check == LEDGER_CHECK) == ledger_too:
             ledger.ensure(registry, model)
             apply_changes(registry, model, finding.repair, archive=False)
-            ledger.record(registry, model, finding.repair, f"doctor --fix: {finding.detail}", result="repair")
+            ledger.record(registry, model, finding.repair, f"{why}: {finding.detail}", result="repair")
             mended += finding.repair
             if not ledger_too:
                 break  # the next repair is planned on the registry as it is now

@@ -139,6 +139,7 @@ def record(registry: Registry, model: str, changes: list[Change], reason: str, r
         except (NotFound, PermissionDenied):  # 403 on an authenticated server: the ledger is gone
             _create(registry, model, undo=changes)  # its baseline: the state before these changes
             appended.append(registry.add_version(ledger_name(model), EVENT_SOURCE, tags).number)
+    registry.fence(written=True)
     if any(seq % PACK_EVERY == 0 for seq in appended):
         try:
             pack(registry, model, max(appended))

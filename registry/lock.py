@@ -34,7 +34,9 @@ LOCK_SUFFIX = ".lock"
 TICKET_SOURCE = "lock:/ticket"
 STATE_TAG = "state"
 OWNER_TAG = "owner"
-ACTIVE, RELEASED, EXPIRED = "active", "released", "expired"
+# A ticket is active (waiting or holding), released, expired (its lease ran out: its holder may have
+# changed things it never recorded) or settled (expired, and the next holder recorded what it found).
+ACTIVE, RELEASED, EXPIRED, SETTLED = "active", "released", "expired", "settled"
 RELEASE_WAIT = 5.0  # seconds the release may take at most; a ticket not released expires after its lease
 DAY_MS = 86_400_000
 
@@ -80,12 +82,28 @@ class Ticket:
         if self.lost:
             raise Refused(self.lost)
 
-    def fence(self) -> None:
-        """Prove the lock is still ours before a write: renew first when half the lease has gone."""
+    def fence(self, written: bool = False) -> None:
+        """Prove the lock is still ours around a write: renew at once when the time left on the lease
+        is less than a request may take. Before a write (`written` False) a lost lock means nothing
+        more was changed; after one, that the write may have landed after another holder's change."""
+        if not self.lost and time.monotonic() - self._renewed_at > self.lease - self._slowest_request():
+            with contextlib.suppress(Refused):  # said below, with what it means here
+                self.renew()
+        if self.lost and written:
+            raise Refused(
+                f"lost the registry lock of {self.model!r} while a write was on its way (the server or "
+                "this client stalled past the lease): it may have landed after another client's change; "
+                "run `doctor`"
+            )
         if self.lost:
             raise Refused(self.lost)
-        if time.monotonic() - self._renewed_at > self.lease / 2:
-            self.renew()
+
+    def _slowest_request(self) -> float:
+        """How long one request may take with MLflow's retries (timeout per try, backoff between)."""
+        settings = self.registry.settings
+        tries = settings.http_max_retries + 1
+        backoff = sum(settings.http_backoff_factor * (1 << attempt) for attempt in range(tries - 1))
+        return float(settings.http_timeout * tries + backoff)
 
     def _keep_alive(self) -> None:
         while not self._stop.wait(self.lease / 4):
@@ -100,20 +118,37 @@ class Ticket:
 
 
 @contextmanager
-def exclusive(registry: Registry, model: str, command: str) -> Iterator[None]:
-    """Hold `model`'s registry lock inside the block (a no-op when REGISTRY_LOCK=false)."""
+def exclusive(
+    registry: Registry, model: str, command: str, settle: Callable[[str], object] | None = None
+) -> Iterator[None]:
+    """Hold `model`'s registry lock inside the block (a no-op when REGISTRY_LOCK=false).
+
+    When a holder before us lost its lease, `settle(why)` runs first (under the lock), to record what
+    that holder may have changed without recording it; its tickets are then marked settled.
+    """
     if not registry.settings.lock:
         yield
         return
     ticket = _take_ticket(registry, model, command)
     try:
-        _wait_for_turn(registry, model, ticket)
+        lapsed = _wait_for_turn(registry, model, ticket)
         registry.fence = ticket.fence
+        if lapsed:
+            numbers = ", ".join(str(t.number) for t in lapsed)
+            if settle is not None:
+                settle(f"lock taken over from ticket {numbers}, whose lease ran out")
+            for stale in lapsed:
+                registry.set_version_tag(lock_name(model), stale.number, STATE_TAG, SETTLED)
         yield
     finally:
-        registry.fence = lambda: None
+        registry.fence = _no_fence
         ticket.stop()
-        _release(registry, model, ticket)
+        if not ticket.lost:  # a lost ticket stays expired: the next holder settles it
+            _release(registry, model, ticket)
+
+
+def _no_fence(written: bool = False) -> None:
+    """The fence outside the lock: nothing to prove."""
 
 
 def _release(registry: Registry, model: str, ticket: Ticket) -> None:
@@ -164,16 +199,18 @@ def _take_ticket(registry: Registry, model: str, command: str) -> Ticket:
     return Ticket(registry, model, version, sent)
 
 
-def _wait_for_turn(registry: Registry, model: str, ticket: Ticket) -> None:
-    """Poll until our ticket is the lowest active one; a waiting ticket is renewed like a held one."""
+def _wait_for_turn(registry: Registry, model: str, ticket: Ticket) -> list[Version]:
+    """Poll until our ticket is the lowest active one; a waiting ticket is renewed like a held one.
+    Returns the expired tickets not yet settled: holders before us whose lease ran out."""
     settings = registry.settings
     deadline = time.monotonic() + settings.lock_timeout
     lease_ms = settings.lock_lease * 1000
     announced = False
     while True:
         ticket.fence()
-        active = registry.search_tagged(lock_name(model), {STATE_TAG: ACTIVE})
+        unsettled = registry.search_tagged(lock_name(model), {}, excluding={STATE_TAG: (RELEASED, SETTLED)})
         now_ms = ticket.server_now_ms()
+        active = [t for t in unsettled if t.tags.get(STATE_TAG) == ACTIVE]
         expired = [
             t for t in active if t.tags.get(OWNER_TAG) != ticket.owner and t.touched_ms + lease_ms < now_ms
         ]
@@ -185,7 +222,8 @@ def _wait_for_turn(registry: Registry, model: str, ticket: Ticket) -> None:
         # someone else's until a later poll says otherwise.
         first = queue[0] if queue else None
         if first is None or first.number in ticket.numbers:
-            return
+            lapsed = [t for t in unsettled if t.tags.get(STATE_TAG) == EXPIRED] + expired
+            return sorted((t for t in lapsed if t.number not in ticket.numbers), key=lambda t: t.number)
         holder = (
             f"{first.tags.get('actor') or 'someone'} "
             f"({first.tags.get('command', '?')}, since {utc_iso(first.created_ms)})"
@@ -202,7 +240,7 @@ def _wait_for_turn(registry: Registry, model: str, ticket: Ticket) -> None:
 
 
 def prune(registry: Registry, model: str, older_than_days: float, dry_run: bool = False) -> list[int]:
-    """Delete the released or expired lock tickets of `model` last touched more than `older_than_days`
+    """Delete the released or settled lock tickets of `model` last touched more than `older_than_days`
     ago (needs delete permission on the lock model); returns their numbers. Active tickets and the
     newest ticket are kept (the server numbers new tickets after the highest one)."""
     cutoff_ms = time.time() * 1000 - older_than_days * DAY_MS
@@ -214,7 +252,7 @@ def prune(registry: Registry, model: str, older_than_days: float, dry_run: bool 
     old = [
         t.number
         for t in tickets
-        if t.tags.get(STATE_TAG) in (RELEASED, EXPIRED) and t.touched_ms < cutoff_ms and t.number != newest
+        if t.tags.get(STATE_TAG) in (RELEASED, SETTLED) and t.touched_ms < cutoff_ms and t.number != newest
     ]
     if not dry_run:
         for number in old:

@@ -43,8 +43,14 @@ def guarded(registry: Registry, model: str, command: str, dry_run: bool) -> Iter
     if dry_run:
         yield
         return
-    with lock.exclusive(registry, model, command):
+    with lock.exclusive(registry, model, command, settle=lambda why: _record_drift(registry, model, why)):
         yield
+
+
+def _record_drift(registry: Registry, model: str, why: str) -> None:
+    from registry.doctor import record_drift  # doctor plans its repairs with this module
+
+    record_drift(registry, model, why)
 
 
 def protection(registry: Registry, alias: str | None) -> list[Check]:
@@ -122,6 +128,7 @@ def takes_production_down(version: Version, target: str, holders: list[Version])
 def recheck(registry: Registry, model: str, planned_on: ModelState) -> None:
     """Refuse when the model changed since the plan was read (the gates take seconds; the lock keeps
     this tool's other clients out, not a change made in the UI or by a script meanwhile)."""
+    registry.fence()  # a lost lock says so, rather than "changed outside this tool"
     now = registry.model_state(model)
 
     def held(state: ModelState) -> set[tuple[int, str]]:

@@ -183,3 +183,6 @@ def apply_changes(registry: Registry, model: str, changes: list[Change], *, arch
             registry.set_alias(model, change.alias, change.version)
         elif change.action == "alias-delete" and change.alias:
             registry.delete_alias(model, change.alias)
+        else:
+            continue
+        registry.fence(written=True)
