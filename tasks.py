@@ -133,12 +133,14 @@ def up(c, quiet=False):
         c.run(registry_command(config, arguments("up", quiet=quiet)))
         return
     cli = compose(c)
-    _build(c, cli, quiet)
-    started = c.run(f"{cli} up -d", warn=True, hide=True)
+    configuration = _configuration(c, cli)
+    _build(c, cli, quiet, _image_names(configuration))
+    command = f"{cli} up -d{_scale_options(config, _service_names(configuration))}"
+    started = c.run(command, warn=True, hide=True)
     if not started.ok:
         _show(started)
         raise Exit(
-            f"error: `{cli} up -d` failed (exit {started.exited}): check the container engine "
+            f"error: `{command}` failed (exit {started.exited}): check the container engine "
             f"({ENGINE_RESTART}) and whether port {config.mlflow_port} (MLFLOW_PORT) is taken",
             code=Unreachable.exit_code,
         )
@@ -147,14 +149,13 @@ def up(c, quiet=False):
     print(f"MLflow UI: {url}")
 
 
-def _build(c: Context, cli: str, quiet: bool) -> None:
+def _build(c: Context, cli: str, quiet: bool, images: list[str]) -> None:
     """`cli build`, output hidden unless it fails or makes a new image; a clean exit 3 when it fails.
 
-    A new image shows as a changed image id (`docker image inspect` before and after). When an image
-    is missing beforehand (a first build, minutes long) or cannot be inspected (`docker-compose` without
-    the docker CLI), the build prints as it goes, unless `quiet`.
+    A new image shows as a changed image id (`docker image inspect` of `images` before and after). When
+    an image is missing beforehand (a first build, minutes long) or cannot be inspected (`docker-compose`
+    without the docker CLI), the build prints as it goes, unless `quiet`.
     """
-    images = _image_names(c, cli)
     before = _image_ids(c, images)
     live = before is None and not quiet
     built = c.run(f"{cli} build", warn=True, hide=None if live else True)
@@ -172,13 +173,44 @@ def _build(c: Context, cli: str, quiet: bool) -> None:
             _show(built)
 
 
-def _image_names(c: Context, cli: str) -> list[str]:
-    """The `image:` of every service in the Compose configuration (COMPOSE_FILE and .env applied)."""
+def _configuration(c: Context, cli: str) -> str:
+    """The Compose configuration as `cli config` prints it (COMPOSE_FILE and .env applied); "" on failure."""
     answer = c.run(f"{cli} config", warn=True, hide=True)
-    if not answer.ok:
-        return []
-    found = re.findall(r"^\s+image:\s*['\"]?([^'\"\s]+)", answer.stdout, flags=re.MULTILINE)
+    return answer.stdout if answer.ok else ""
+
+
+def _image_names(configuration: str) -> list[str]:
+    """The `image:` of every service in the Compose configuration."""
+    found = re.findall(r"^\s+image:\s*['\"]?([^'\"\s]+)", configuration, flags=re.MULTILINE)
     return list(dict.fromkeys(found))
+
+
+def _service_names(configuration: str) -> set[str]:
+    """The services of the Compose configuration: the keys under its top-level `services:`."""
+    names, inside = set(), False
+    for line in configuration.splitlines():
+        if line[:1].strip():  # a top-level key
+            inside = line.rstrip() == "services:"
+        elif inside and (found := re.fullmatch(r"  ([\w.-]+):\s*", line)):
+            names.add(found.group(1))
+    return names
+
+
+def _scale_options(config: Settings, services: set[str]) -> str:
+    """`up -d`'s options for the scale-out stack (compose.scale.yaml), when its services are configured.
+
+    MLFLOW_SERVERS tracking servers; the bundled PostgreSQL and object store left out (0) when
+    BACKEND_STORE_URI and ARTIFACTS_DESTINATION name your own. `--scale` works alike in Compose v1 and v2,
+    where `deploy.replicas` and `scale:` do not.
+    """
+    if "tracking" not in services:
+        return ""
+    scales = {"tracking": config.mlflow_servers}
+    if config.backend_store_uri and "postgres" in services:
+        scales["postgres"] = 0
+    if config.artifacts_destination and "objectstore" in services:
+        scales["objectstore"] = 0
+    return "".join(f" --scale {shlex.quote(f'{name}={count}')}" for name, count in scales.items())
 
 
 def _image_ids(c: Context, images: list[str]) -> str | None:
@@ -423,6 +455,132 @@ def ui(c, model=None, no_browser=False):
 def predict(c, uri=None, version=None, stage=None, alias=None, model=None):
     """Load a model by URI and predict on its stored input example."""
     run_registry(c, arguments("predict", uri=uri, version=version, stage=stage, alias=alias, model=model))
+
+
+@task(
+    help={
+        "alias": "alias to follow (default PROD_ALIAS, prod)",
+        "host": "local: address to listen on (127.0.0.1)",
+        "port": "local: port (default SERVE_PORT, 8080; compose: SERVE_PORT in .env)",
+        "workers": "local: server processes (1)",
+        "model": MODEL_HELP,
+    }
+)
+def serve(c, alias=None, host=None, port=None, workers=None, model=None):
+    """Serve the version an alias points at and follow the alias (compose: the serve service)."""
+    config = settings()
+    if config.runner != "compose":
+        run_registry(c, arguments("serve", alias=alias, host=host, port=port, workers=workers, model=model))
+        return
+    if host or port or workers:
+        raise Exit(
+            "error: with REGISTRY_RUNNER=compose the serve service listens on 127.0.0.1:SERVE_PORT with one "
+            "worker: set SERVE_PORT in .env instead of --host, --port or --workers",
+            code=2,
+        )
+    cli = compose(c)
+    chosen = {"MODEL_NAME": model, "PROD_ALIAS": alias}  # for this service only: it is (re)created with them
+    started = c.run(
+        f"{cli} --profile serve up -d serve", warn=True, hide=True, env={k: v for k, v in chosen.items() if v}
+    )
+    if not started.ok:
+        _show(started)
+        raise Exit(
+            f"error: `{cli} --profile serve up -d serve` failed (exit {started.exited}); is port "
+            f"{config.serve_port} (SERVE_PORT) taken?",
+            code=Unreachable.exit_code,
+        )
+    url = f"http://127.0.0.1:{config.serve_port}"
+    state = _serve_state(url, HEALTH_TIMEOUT)
+    name, followed = model or config.model_name, alias or config.prod_alias
+    if state.get("version") is None:
+        print(f"serve: {url} follows {name}@{followed}, no version loaded yet: {state.get('last_error')}")
+    else:
+        print(f"serve: {url} follows {name}@{followed}, serving version {state['version']}")
+    print(f"  curl -si {url}/invocations -H 'Content-Type: application/json' -d '{{\"inputs\": [...]}}'")
+    print(f"  curl -s {url}/model        # which version answers; `invoke logs --service serve`")
+
+
+def _serve_state(url: str, timeout: float) -> dict[str, Any]:
+    """GET `url`/model once it answers; a clean exit after `timeout` seconds."""
+    import json
+
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with urllib.request.urlopen(f"{url}/model", timeout=2) as answer:
+                return dict(json.loads(answer.read()))
+        except (OSError, ValueError):
+            pass
+        if time.monotonic() > deadline:
+            raise Exit(
+                f"error: serve at {url} does not answer after {timeout:.0f} s; "
+                "see `invoke logs --service serve`",
+                code=Unreachable.exit_code,
+            )
+        time.sleep(1)
+
+
+@task(
+    positional=["action"],
+    help={
+        "action": "add, list, remove or test",
+        "url": "add: where to POST each event, such as https://host/path",
+        "secret": "add: HMAC secret of the signatures (default: a new random one, printed once)",
+        "name": "the webhook's name (add: default registry-events)",
+        "events": "add: comma-separated MLflow events (default: all six model registry events)",
+        "event": "test: which event's example to deliver (default: the webhook's first)",
+        "json": "list: print JSON instead of a table",
+    },
+)
+def hooks(c, action, url=None, secret=None, name=None, events=None, event=None, json=False):
+    """Webhooks: every change reaches a subscribed URL as a signed POST (add, list, remove, test)."""
+    words = arguments(
+        "hooks", action, url=url, secret=secret, name=name, events=events, event=event, json=json
+    )
+    run_registry(c, words)
+
+
+@task(
+    help={
+        "to_model": "registered model to copy into, such as prod.iris_clf",
+        "version": "the version of --model to copy",
+        "alias": "copy the version of --model this alias points at",
+        "to_tracking_uri": "the target's MLflow server (default: the same server)",
+        "to_alias": "point this alias of the target model at the copy, such as champion",
+        "reason": REASON_HELP,
+        "force": FORCE_HELP,
+        "dry_run": DRY_RUN_HELP,
+        "model": MODEL_HELP,
+    },
+    auto_shortflags=False,  # too many flags start with "t" and "a" to share one letter each
+)
+def promote(
+    c,
+    to_model,
+    version=None,
+    alias=None,
+    to_tracking_uri=None,
+    to_alias=None,
+    reason=None,
+    force=False,
+    dry_run=False,
+    model=None,
+):
+    """Copy a version into another registered model, on this server or another one (gated, at most once)."""
+    words = arguments(
+        "promote",
+        to_model=to_model,
+        version=version,
+        alias=alias,
+        to_tracking_uri=to_tracking_uri,
+        to_alias=to_alias,
+        reason=reason,
+        force=force,
+        dry_run=dry_run,
+        model=model,
+    )
+    run_registry(c, words)
 
 
 @task

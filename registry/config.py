@@ -1,6 +1,6 @@
 """All settings in one place: each is declared once, as a field of `Settings` (environment key, type,
 default, comment); `load_settings()` builds them from the environment and `.env`, and `.env.example`,
-the README's settings table and compose.yaml's trainer environment are generated from (and tested
+docs/settings.md and compose.yaml's trainer environment are generated from (and tested
 against) the same declarations.
 
 Standard library and python-dotenv only, so `tasks.py` can import it without paying for mlflow.
@@ -201,6 +201,84 @@ class Settings:
     password: str = setting(
         "MLFLOW_TRACKING_PASSWORD", "", "Its password; never printed.", container=False, secret=True
     )
+    serve_port: int = setting(
+        "SERVE_PORT",
+        8080,
+        "Port of `serve` (Compose: the port the serve service is published on, on 127.0.0.1).",
+        minimum=1,
+        maximum=65535,
+        container=False,
+    )
+    serve_poll_seconds: float = setting(
+        "SERVE_POLL_SECONDS",
+        2.0,
+        "Seconds between `serve`'s reads of its alias: how soon it follows a move without events.",
+        minimum=0.1,
+        maximum=3600,
+        container=False,
+    )
+    serve_hook_url: str = setting(
+        "SERVE_HOOK_URL",
+        "",
+        "Where the MLflow server reaches `serve`'s /hooks to announce alias moves at once "
+        "(Compose: http://serve:8080/hooks); empty: polling only.",
+        container=False,
+    )
+    serve_hook_secret: str = setting(
+        "SERVE_HOOK_SECRET",
+        "",
+        "Secret of `serve`'s own webhook; empty: a new random one at every start; never printed.",
+        container=False,
+        secret=True,
+    )
+    # The scale-out Compose stack (compose.scale.yaml, docs/scaling.md): read by Compose from .env.
+    mlflow_servers: int = setting(
+        "MLFLOW_SERVERS",
+        2,
+        "Scale-out stack: tracking servers behind its load balancer (`invoke up` starts this many).",
+        minimum=1,
+        maximum=16,
+        container=False,
+    )
+    postgres_password: str = setting(
+        "POSTGRES_PASSWORD",
+        "mlflow",
+        "Scale-out stack: password of the bundled PostgreSQL, set when its volume is made; never printed.",
+        container=False,
+        secret=True,
+    )
+    backend_store_uri: str = setting(
+        "BACKEND_STORE_URI",
+        "",
+        "Scale-out stack: your own database (postgresql+psycopg2://...); empty: the bundled PostgreSQL.",
+        container=False,
+        secret=True,
+    )
+    artifacts_destination: str = setting(
+        "ARTIFACTS_DESTINATION",
+        "",
+        "Scale-out stack: your own S3 or MinIO location (s3://bucket/path); empty: the bundled store.",
+        container=False,
+    )
+    s3_endpoint_url: str = setting(
+        "MLFLOW_S3_ENDPOINT_URL",
+        "",
+        "Scale-out stack: the S3 endpoint of ARTIFACTS_DESTINATION (MinIO: http://host:9000); empty: AWS.",
+        container=False,
+    )
+    aws_access_key_id: str = setting(
+        "AWS_ACCESS_KEY_ID",
+        "mlflow",
+        "Scale-out stack: the S3 key id of the tracking servers (and of the bundled store).",
+        container=False,
+    )
+    aws_secret_access_key: str = setting(
+        "AWS_SECRET_ACCESS_KEY",
+        "mlflow-local-secret",
+        "Its secret key; never printed.",
+        container=False,
+        secret=True,
+    )
 
 
 def declared() -> tuple[dataclasses.Field[Any], ...]:
@@ -321,7 +399,7 @@ def env_example() -> str:
 
 
 def markdown_table() -> str:
-    """The README's settings table: key, default, meaning."""
+    """The settings table of docs/settings.md: key, default, meaning."""
     rows = ["| key | default | meaning |", "| --- | --- | --- |"]
     for field in declared():
         default = env_text(field.default)

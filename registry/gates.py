@@ -2,8 +2,9 @@
 
 1. load: the candidate loads by its `models:/` URI and predicts on its own stored input example;
 2. signature: the candidate accepts the Production version's input example (same columns, types);
-3. metric (promotion only): the candidate's GATE_METRIC version tag is no worse than the Production
-   version's, within GATE_TOLERANCE, where GATE_DIRECTION says which way is better.
+3. metric (promotion only): the candidate's GATE_METRIC is no worse than the Production version's,
+   within GATE_TOLERANCE, where GATE_DIRECTION says which way is better; each figure is the version
+   tag, else the metric of the same name of the run the version came from (`versions.figure`).
 
 A version that cannot be loaded fails gate 1, naming why: a gate never waves through what it
 could not check. Loading takes seconds, so callers load the candidate before taking the lock
@@ -17,8 +18,8 @@ import dataclasses
 from typing import Any
 
 from registry.client import Registry, Version
-from registry.config import Settings
 from registry.errors import Refused, first_line
+from registry.versions import Figure, figure
 
 
 @dataclasses.dataclass(frozen=True)
@@ -64,10 +65,16 @@ class Candidate:
 
 
 def check(
-    registry: Registry, candidate: Candidate, version: Version, champions: list[Version], metric: bool
+    registry: Registry,
+    candidate: Candidate,
+    version: Version,
+    champions: list[Version],
+    metric: bool,
+    runs: Registry | None = None,
 ) -> list[Check]:
     """Run the gates for `candidate` (whose registry entry is `version`) against the Production
-    versions it replaces (`champions`): the newest one's input example, the best one's metric."""
+    versions it replaces (`champions`): the newest one's input example, the best one's metric.
+    `runs`: the server holding `version`'s run, when not `registry`'s (a copy from another server)."""
     if not registry.settings.gates:
         return [OFF]
     checks = [candidate.load_check()]
@@ -80,13 +87,14 @@ def check(
         return checks
     checks.append(_signature(registry, candidate, max(v.number for v in others)))
     if metric:
-        checks.append(_metric(registry.settings, version, best(registry.settings, others)))
+        checks.append(_metric(registry, version, best(registry, others), runs or registry))
     return checks
 
 
-def best(settings: Settings, versions: list[Version]) -> Version:
-    """The version with the best GATE_METRIC (the newest when none has it)."""
-    scored = [(value, v) for v in versions if (value := _tag_value(v, settings.gate_metric)) is not None]
+def best(registry: Registry, versions: list[Version]) -> Version:
+    """The version with the best GATE_METRIC, tag or run metric (the newest when none has it)."""
+    settings = registry.settings
+    scored = [(found.value, v) for v in versions if (found := figure(registry, v, settings.gate_metric))]
     if not scored:
         return max(versions, key=lambda v: v.number)
     pick = max if settings.gate_direction == "higher" else min
@@ -133,33 +141,39 @@ def _signature(registry: Registry, candidate: Candidate, champion: int) -> Check
     )
 
 
-def _metric(settings: Settings, version: Version, champion: Version) -> Check:
+def _metric(registry: Registry, version: Version, champion: Version, runs: Registry) -> Check:
+    """The metric gate; each figure says where it was read ("0.9500 (run metric)")."""
+    settings = registry.settings
     name, tolerance = settings.gate_metric, settings.gate_tolerance
-    mine, theirs = _tag_value(version, name), _tag_value(champion, name)
+    mine, theirs = figure(runs, version, name), figure(registry, champion, name)
     if theirs is None:
-        return Check("metric", True, f"Production version {champion.number} has no {name} to compare")
+        return Check(
+            "metric",
+            True,
+            f"Production version {champion.number} has no {name} (version tag or run metric) to compare",
+        )
     if mine is None:
         return Check(
-            "metric", False, f"version {version.number} has no {name} tag (Production has {theirs:.4f})"
+            "metric",
+            False,
+            f"version {version.number} has no {name} (version tag or run metric); Production version "
+            f"{champion.number} has {_said(theirs)}",
         )
     higher = settings.gate_direction == "higher"
-    ok = mine >= theirs - tolerance if higher else mine <= theirs + tolerance
+    ok = mine.value >= theirs.value - tolerance if higher else mine.value <= theirs.value + tolerance
     relation = (">=" if higher else "<=") if ok else ("<" if higher else ">")
-    bound = theirs - tolerance if higher else theirs + tolerance
+    bound = theirs.value - tolerance if higher else theirs.value + tolerance
     return Check(
         "metric",
         ok,
-        f"{name} {mine:.4f} of version {version.number} {relation} {bound:.4f} "
-        f"(Production version {champion.number}: {theirs:.4f}, tolerance {tolerance:g}, "
-        f"{settings.gate_direction} is better)",
+        f"{name} {mine.value:.4f} of version {version.number} {relation} {bound:.4f} "
+        f"(version {version.number}: {_said(mine)}; Production version {champion.number}: {_said(theirs)}; "
+        f"tolerance {tolerance:g}, {settings.gate_direction} is better)",
     )
 
 
-def _tag_value(version: Version, name: str) -> float | None:
-    try:
-        return float(version.tags[name])
-    except (KeyError, ValueError):
-        return None
+def _said(found: Figure) -> str:
+    return f"{found.value:.4f} ({found.source})"
 
 
 def _predict(loaded: Any, example: Any) -> str:

@@ -5,6 +5,7 @@ Standard library only: `up` and `down` must not pay for importing mlflow.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import os
 import signal
@@ -19,6 +20,20 @@ from registry.errors import RegistryError, Unreachable
 
 START_TIMEOUT = 90.0
 STOP_TIMEOUT = 15.0
+# Webhooks on the servers this project starts (docs/serving.md, "What the servers allow"). MLflow's
+# defaults deliver only to https URLs on public addresses and cache the list of webhooks for 60 s.
+WEBHOOK_ENV = {
+    # plain http too: `serve` and receivers on this machine (or the Compose network) speak http
+    "MLFLOW_WEBHOOK_ALLOWED_SCHEMES": "http,https",
+    # loopback and private addresses too, where `serve` runs. This also lets anyone allowed to create
+    # webhooks here make the server POST to other services on this machine or network (and read their
+    # answers through a test delivery): the server listens on 127.0.0.1 only, so that is this machine's users
+    "MLFLOW_WEBHOOK_ALLOW_PRIVATE_IPS": "true",
+    # a new or updated subscriber gets events within a second, not a minute; costs one query per second
+    "MLFLOW_WEBHOOK_CACHE_TTL": "1",
+}
+KEY_VARIABLE = "MLFLOW_WEBHOOK_SECRET_ENCRYPTION_KEY"
+KEY_FILE = "webhook.key"  # beside the database: webhook secrets stay readable after a restart
 
 
 def health_ok(url: str, timeout: float = 2.0) -> bool:
@@ -76,8 +91,34 @@ def launch(command: list[str], log_path: Path, env: dict[str, str] | None = None
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             start_new_session=True,
-            env={**os.environ, **(env or {}), "MLFLOW_DISABLE_TELEMETRY": "true"},
-        )
+            env={**webhook_environment(log_path.parent), **os.environ, **(env or {}),
+                 "MLFLOW_DISABLE_TELEMETRY": "true"},
+        )  # fmt: skip
+
+
+def webhook_environment(home: Path) -> dict[str, str]:
+    """WEBHOOK_ENV and the key that encrypts webhook secrets in the database: the environment's
+    MLFLOW_WEBHOOK_SECRET_ENCRYPTION_KEY, else one made once and kept in `home`/webhook.key (mode 600).
+    Without a fixed key MLflow makes up one per process, and secrets stored before a restart (or by
+    another worker) cannot be read."""
+    key = os.environ.get(KEY_VARIABLE) or _webhook_key(home / KEY_FILE)
+    return {**WEBHOOK_ENV, KEY_VARIABLE: key}
+
+
+def _webhook_key(path: Path) -> str:
+    """The Fernet key in `path`, made (32 random bytes, url-safe base64) when there is none."""
+    with contextlib.suppress(FileNotFoundError):
+        key = path.read_text().strip()
+        if key:
+            return key
+    path.parent.mkdir(parents=True, exist_ok=True)
+    key = base64.urlsafe_b64encode(os.urandom(32)).decode()
+    with contextlib.suppress(FileExistsError):
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as out:
+            out.write(key + "\n")
+        return key
+    return path.read_text().strip()  # another process made it first
 
 
 def wait_healthy(url: str, process: subprocess.Popen[bytes], timeout: float, log_path: Path) -> None:

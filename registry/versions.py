@@ -64,7 +64,8 @@ def list_versions(
     limit: int | None = None,
     page_size: int = PAGE_SIZE,
 ) -> list[VersionRow]:
-    """Versions of `model`, newest first, with their aliases (one request for all aliases)."""
+    """Versions of `model`, newest first, with their aliases (one request for all aliases) and accuracy
+    (the version tag, else the run's metric: one more request per run without the tag)."""
     aliases = registry.aliases(model)
     by_version: dict[int, list[str]] = {}
     for name, number in sorted(aliases.items()):
@@ -79,17 +80,14 @@ def list_versions(
     for version in candidates:
         if stage is not None and version.stage != stage:
             continue
-        rows.append(_row(version, by_version.get(version.number, [])))
+        found = figure(registry, version, ACCURACY_TAG)
+        rows.append(_row(version, by_version.get(version.number, []), None if found is None else found.value))
         if limit is not None and len(rows) >= limit:
             break
     return rows
 
 
-def _row(version: Version, aliases: list[str]) -> VersionRow:
-    try:
-        accuracy: float | None = float(version.tags[ACCURACY_TAG])
-    except (KeyError, ValueError):
-        accuracy = None
+def _row(version: Version, aliases: list[str], accuracy: float | None) -> VersionRow:
     return VersionRow(
         version=version.number,
         stage=version.stage,
@@ -99,6 +97,26 @@ def _row(version: Version, aliases: list[str]) -> VersionRow:
         status=version.status,
         accuracy=accuracy,
     )
+
+
+@dataclasses.dataclass(frozen=True)
+class Figure:
+    """A version's metric and where it was read: its "version tag" or its "run metric"."""
+
+    value: float
+    source: str
+
+
+def figure(registry: Registry, version: Version, name: str) -> Figure | None:
+    """Metric `name` of `version`: its version tag, else (registries made without this tool, such as
+    MLflow's tutorial's) the metric of the same name of the run it came from, read only when the tag is
+    missing, one request per run; None when neither has it."""
+    try:
+        return Figure(float(version.tags[name]), "version tag")
+    except (KeyError, ValueError):
+        pass
+    value = registry.run_metric(version.run_id, name)
+    return None if value is None else Figure(float(value), "run metric")
 
 
 def resolve(registry: Registry, model: str, reference: str) -> int:

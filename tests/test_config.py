@@ -67,10 +67,12 @@ def test_env_example_is_generated_from_the_declarations() -> None:
     )
 
 
-def test_the_readme_settings_table_is_generated_from_the_declarations() -> None:
-    readme = (ROOT / "README.md").read_text()
-    block = readme.split("<!-- settings:start -->\n", 1)[1].split("\n<!-- settings:end -->", 1)[0]
-    assert block == config.markdown_table(), "paste `python -m registry settings --markdown` into README.md"
+def test_the_settings_table_is_generated_from_the_declarations() -> None:
+    page = (ROOT / "docs" / "settings.md").read_text()
+    block = page.split("<!-- settings:start -->\n", 1)[1].split("\n<!-- settings:end -->", 1)[0]
+    assert block == config.markdown_table(), (
+        "paste `python -m registry settings --markdown` into docs/settings.md"
+    )
 
 
 def test_every_setting_is_declared_once_with_a_key_a_default_and_a_comment() -> None:
