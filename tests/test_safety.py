@@ -160,7 +160,8 @@ def test_a_crashed_holder_blocks_only_until_its_lease_ends(
     time.sleep(1.5)
     assert cli("stage", "--model", populated, "--version", 2, "--stage", "Production").code == 0
     assert stages(client, populated)[2] == "Production"
-    assert client.get_model_version(f"{populated}.lock", str(stuck)).tags["state"] == "expired"
+    # expired by the waiter, then settled once it had recorded what the crashed holder may have left
+    assert client.get_model_version(f"{populated}.lock", str(stuck)).tags["state"] == "settled"
 
 
 def test_a_server_that_accepts_but_never_answers_fails_after_the_timeout(run_module: Any) -> None:
