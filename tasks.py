@@ -14,7 +14,7 @@ import time
 import urllib.parse
 import urllib.request
 import webbrowser
-from typing import Any
+from typing import Any, NamedTuple
 
 from invoke import Context, Exit, task
 
@@ -32,6 +32,15 @@ ENGINE_HINT = 'start Docker (here without Docker: eval "$(../shared/container-en
 ENGINE_RESTART = 'restart it, or here without Docker: eval "$(../shared/container-engine/up.sh)"'
 # Seconds `invoke up` waits for the mlflow service to answer /health after `up -d`.
 HEALTH_TIMEOUT = 180.0
+# Seconds `invoke demo --serve` waits for `serve` to follow a promotion or a rollback.
+DEMO_SWITCH_TIMEOUT = 60.0
+# One Iris flower, the request `invoke demo --serve` sends.
+DEMO_REQUEST = {
+    "dataframe_split": {
+        "columns": ["sepal length (cm)", "sepal width (cm)", "petal length (cm)", "petal width (cm)"],
+        "data": [[6.7, 3.0, 5.2, 2.3]],
+    }
+}
 # What `compose()` found, so that one invocation (such as `demo`) asks the engine only once.
 _ready: dict[str, str] = {}
 
@@ -478,6 +487,20 @@ def serve(c, alias=None, host=None, port=None, workers=None, model=None):
             "worker: set SERVE_PORT in .env instead of --host, --port or --workers",
             code=2,
         )
+    _start_compose_serve(c, config, model, alias)
+    url = f"http://127.0.0.1:{config.serve_port}"
+    state = _serve_state(url, HEALTH_TIMEOUT)
+    name, followed = model or config.model_name, alias or config.prod_alias
+    if state.get("version") is None:
+        print(f"serve: {url} follows {name}@{followed}, no version loaded yet: {state.get('last_error')}")
+    else:
+        print(f"serve: {url} follows {name}@{followed}, serving version {state['version']}")
+    print(f"  curl -si {url}/invocations -H 'Content-Type: application/json' -d '{{\"inputs\": [...]}}'")
+    print(f"  curl -s {url}/model        # which version answers; `invoke logs --service serve`")
+
+
+def _start_compose_serve(c: Context, config: Settings, model: str | None, alias: str | None) -> None:
+    """`up -d` the serve service (for `model@alias` when given); a clean exit when it cannot start."""
     cli = compose(c)
     chosen = {"MODEL_NAME": model, "PROD_ALIAS": alias}  # for this service only: it is (re)created with them
     started = c.run(
@@ -490,35 +513,36 @@ def serve(c, alias=None, host=None, port=None, workers=None, model=None):
             f"{config.serve_port} (SERVE_PORT) taken?",
             code=Unreachable.exit_code,
         )
-    url = f"http://127.0.0.1:{config.serve_port}"
-    state = _serve_state(url, HEALTH_TIMEOUT)
-    name, followed = model or config.model_name, alias or config.prod_alias
-    if state.get("version") is None:
-        print(f"serve: {url} follows {name}@{followed}, no version loaded yet: {state.get('last_error')}")
-    else:
-        print(f"serve: {url} follows {name}@{followed}, serving version {state['version']}")
-    print(f"  curl -si {url}/invocations -H 'Content-Type: application/json' -d '{{\"inputs\": [...]}}'")
-    print(f"  curl -s {url}/model        # which version answers; `invoke logs --service serve`")
 
 
-def _serve_state(url: str, timeout: float) -> dict[str, Any]:
-    """GET `url`/model once it answers; a clean exit after `timeout` seconds."""
+def _serve_state(
+    url: str,
+    timeout: float,
+    version: int | None = None,
+    log: str = "`invoke logs --service serve`",
+    pid: int = 0,
+) -> dict[str, Any]:
+    """GET `url`/model once it answers (and serves `version`, when given); a clean exit after `timeout`
+    seconds, or as soon as process `pid` (when given) is gone, that says what it last saw."""
     import json
 
     deadline = time.monotonic() + timeout
+    state: dict[str, Any] = {}
     while True:
         try:
             with urllib.request.urlopen(f"{url}/model", timeout=2) as answer:
-                return dict(json.loads(answer.read()))
+                state = dict(json.loads(answer.read()))
+            if version is None or state.get("version") == version:
+                return state
         except (OSError, ValueError):
             pass
-        if time.monotonic() > deadline:
+        if time.monotonic() > deadline or (pid and not _running(pid)):
+            seen = f"version {state.get('version')}: {state.get('last_error')}" if state else "no answer"
+            wanted = f"version {version}" if version is not None else "an answer"
             raise Exit(
-                f"error: serve at {url} does not answer after {timeout:.0f} s; "
-                "see `invoke logs --service serve`",
-                code=Unreachable.exit_code,
+                f"error: serve at {url} gave no {wanted} ({seen}); see {log}", code=Unreachable.exit_code
             )
-        time.sleep(1)
+        time.sleep(0.5)
 
 
 @task(
@@ -583,22 +607,93 @@ def promote(
     run_registry(c, words)
 
 
-@task
-def demo(c):
+@task(
+    help={
+        "serve": "also run `serve` on PROD_ALIAS and show it switch on the promotion and the rollback "
+        "(local: in the background until the demo ends; compose: the serve service, left running)",
+    }
+)
+def demo(c, serve=False):
     """The whole lifecycle: train twice, stage, promote, roll back, list, predict."""
     config = settings()
+    prod = config.prod_alias or None
+    if serve and prod is None:
+        raise Exit("error: --serve follows PROD_ALIAS, which is empty; set it (such as prod) in .env", code=2)
     reason = "invoke demo"
-    prod = config.prod_alias
     first = _trained_version(run_registry(c, arguments("train", reason=reason)))
     second = _trained_version(run_registry(c, arguments("train", c_param=0.5, reason=reason)))
     run_registry(c, arguments("stage", version=first, stage="Staging", reason=reason))
     run_registry(c, arguments("stage", version=first, stage="Production", alias=prod, reason=reason))
-    run_registry(c, arguments("stage", version=second, stage="Production", alias=prod, reason=reason))
-    run_registry(c, arguments("rollback", reason=reason))
+    served = _demo_serve(c, config) if serve else None
+    try:
+        _show_serving(served, first, HEALTH_TIMEOUT, f"{prod} is on version {first}")
+        run_registry(c, arguments("stage", version=second, stage="Production", alias=prod, reason=reason))
+        _show_serving(served, second, DEMO_SWITCH_TIMEOUT, f"version {second} promoted")
+        run_registry(c, arguments("rollback", reason=reason))
+        _show_serving(served, first, DEMO_SWITCH_TIMEOUT, "rolled back")
+    finally:
+        if served and served.pid:
+            c.run(f"kill {served.pid}", hide=True, warn=True)
     run_registry(c, ["versions"])
     run_registry(c, ["history"])
     run_registry(c, arguments("predict", uri=f"models:/{config.model_name}@{config.prod_alias}"))
     print(f"\nMLflow UI: {_ui_url(config)}/#/models/{config.model_name}")
+
+
+class _DemoServe(NamedTuple):
+    url: str
+    log: str  # where to look when it fails
+    pid: int  # the local process, stopped when the demo ends; 0: compose's service, left running
+
+
+def _demo_serve(c: Context, config: Settings) -> _DemoServe:
+    """Start `serve` for the demo, on this machine in the background or as compose's serve service."""
+    import json
+
+    url = f"http://127.0.0.1:{config.serve_port}"
+    if config.runner == "compose":
+        _start_compose_serve(c, config, None, None)
+        print(f"serve: {url} (the serve service; `invoke down` stops it)")
+        served = _DemoServe(url, "`invoke logs --service serve`", 0)
+    else:
+        log = config.registry_home / "serve.log"
+        log.parent.mkdir(parents=True, exist_ok=True)
+        command = f"{registry_command(config, ['serve'])} >> {shlex.quote(str(log))} 2>&1 & echo $!"
+        pid = int(c.run(command, hide=True).stdout.split()[-1])
+        print(f"serve: {url} in the background (pid {pid}, log {log}); stopped when the demo ends")
+        served = _DemoServe(url, str(log), pid)
+    body = shlex.quote(json.dumps(DEMO_REQUEST))
+    print(f"  curl -si {url}/invocations -H 'Content-Type: application/json' -d {body}")
+    return served
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass
+    return True
+
+
+def _show_serving(served: _DemoServe | None, version: int, timeout: float, after: str) -> None:
+    """Wait until `serve` answers with `version`, then show one prediction and its header."""
+    import json
+
+    if served is None:
+        return
+    url = served.url
+    _serve_state(url, timeout, version, served.log, served.pid)
+    request = urllib.request.Request(
+        f"{url}/invocations", json.dumps(DEMO_REQUEST).encode(), {"Content-Type": "application/json"}
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=30) as answer:
+            header, body = answer.headers["X-Model-Version"], answer.read().decode().strip()
+    except OSError as exc:
+        raise Exit(f"error: serve at {url} did not predict: {exc}; see {served.log}", code=3) from None
+    print(f"serve: X-Model-Version: {header}  {body}  ({after})")
 
 
 @task(help={"args": 'extra pytest arguments, such as "-k rollback"'})

@@ -8,6 +8,7 @@ import io
 import re
 import shlex
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +17,7 @@ from invoke import Collection, Context, Exit, MockContext, Result
 
 import tasks
 from registry.cli import main
-from tests.conftest import aliases, commands, stages
+from tests.conftest import aliases, commands, free_port, stages
 
 PY = shlex.quote(sys.executable)
 UP = f"{PY} -m registry up --quiet"
@@ -122,14 +123,35 @@ class InProcess(Context):
         return Result(stdout=printed.getvalue(), command=command, exited=code)
 
 
-def test_demo_ends_with_the_first_version_in_production_and_the_alias_on_it(
-    env: dict[str, str], client: Any, model: str, monkeypatch: pytest.MonkeyPatch
+class InProcessWithShell(InProcess):
+    """InProcess, but a command line that starts or stops a background process runs in a real shell."""
+
+    def run(self, command: str, **kwargs: Any) -> Result:
+        if command.endswith("& echo $!") or command.startswith("kill "):
+            return Context().run(command, in_stream=False, **kwargs)
+        return super().run(command, **kwargs)
+
+
+def test_demo_with_serve_shows_serve_follow_the_promotion_and_the_rollback(
+    env: dict[str, str], client: Any, model: str, monkeypatch: pytest.MonkeyPatch, capsys: Any, tmp_path: Path
 ) -> None:
-    """The whole demo on a real server: v2 is promoted over v1, then the rollback restores v1."""
+    """The whole demo on a real server: v2 is promoted over v1, then the rollback restores v1; a real
+    `serve` process answers with each in turn, and is stopped when the demo ends."""
     monkeypatch.setenv("MODEL_NAME", model)
-    tasks.demo(InProcess())
+    monkeypatch.setenv("SERVE_PORT", str(free_port()))
+    monkeypatch.setenv("SERVE_POLL_SECONDS", "0.5")
+    tasks.demo(InProcessWithShell(), serve=True)
+    printed = capsys.readouterr().out
+    shown = [line for line in printed.splitlines() if line.startswith("serve: X-Model-Version")]
+    assert [line.split()[2] for line in shown] == ["1", "2", "1"], printed
     assert stages(client, model) == {1: "Production", 2: "Archived"}
     assert aliases(client, model) == {"prod": 1}
+    print(printed)
+    pid = int(re.findall(r"\(pid (\d+), log", printed)[0])
+    deadline = time.monotonic() + 30
+    while Path(f"/proc/{pid}").exists() and time.monotonic() < deadline:  # stopped when the demo ended
+        time.sleep(0.2)
+    assert not Path(f"/proc/{pid}").exists(), (tmp_path / ".mlflow" / "serve.log").read_text()
 
 
 def test_a_bad_dotenv_ends_the_task_with_one_message(local: MockContext, tmp_path: Path) -> None:
