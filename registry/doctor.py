@@ -81,6 +81,18 @@ def diagnose(registry: Registry, model: str) -> list[Finding]:
     events = ledger.events(registry, model)
     said = replay(events) if events else None
     findings = _crowded(stage_of, said) + _tied_aliases(registry, stage_of, aliases)
+    if lifecycle.mode == "aliases":  # a stage set in the UI or by a script: readers of it are misled
+        findings += [
+            Finding(
+                "stage-unused",
+                f"version {v.number}",
+                f"has the MLflow stage {v.stage}, which the aliases lifecycle does not use "
+                f"(models:/{model}/{v.stage} answers it); set it back to None",
+                [],
+            )
+            for v in versions
+            if v.stage != "None"
+        ]
     if said is not None:
         findings += _ledger_drift(stage_of, aliases, said) + _unrecorded(versions, stage_of, events)
     return findings

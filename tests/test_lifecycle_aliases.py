@@ -55,6 +55,9 @@ def test_the_aliases_lifecycle_end_to_end(
     assert run(cli, "history", "--json", "--at", "2999-01-01T00:00:00Z", "--model", model).out.count(
         '"lifecycle": "aliases"'
     )
+    client.transition_model_version_stage(model, "3", "Staging")  # a stage set outside the tool
+    drift = cli("doctor", "--model", model)
+    assert drift.code == 6 and "stage-unused" in drift.out
 
 
 @ALIASES
