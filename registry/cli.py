@@ -669,6 +669,8 @@ def describe(change: Change) -> str:
         return f"alias {change.alias}: version {change.version} -> (deleted)"
     if change.action == "lifecycle":
         return f"lifecycle: {change.from_ or '(none)'} -> {change.to}"
+    if change.action in ("retire", "unretire"):
+        return f"version {change.version}: tag lifecycle=retired " + ("set" if change.to else "removed")
     if change.action == "sync":
         return f"version {change.version}: MLflow stage {change.from_} -> {change.to} (its role stays)"
     if change.action == "observed":

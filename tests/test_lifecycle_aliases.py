@@ -148,3 +148,17 @@ def test_migrate_refuses_an_ambiguous_registry_and_names_doctor(
         assert "2 versions in Production (1, 2)" in outcome.err and "doctor" in outcome.err
     assert stages(client, model) == {1: "Production", 2: "Production"} and aliases(client, model) == {}
     assert "registry.lifecycle" not in client.get_registered_model(model).tags
+
+
+@ALIASES
+def test_train_tags_a_new_model_with_the_lifecycle_and_records_it(
+    cli: Any, client: Any, model: str, trained: Any, lifecycle: str
+) -> None:
+    trained(1)
+    assert client.get_registered_model(model).tags["registry.lifecycle"] == "aliases"
+    assert [(e["action"], e["to"]) for e in history(cli, model)][-2:] == [
+        ("lifecycle", "aliases"),
+        ("train", "None"),
+    ]
+    run(cli, "stage", "--model", model, "--version", 1, "--stage", "Production")
+    assert roles(client, model, lifecycle) == {1: "Production"} and aliases(client, model) == {"champion": 1}
