@@ -320,6 +320,11 @@ def load_settings(
             values[key] = values[key] if values.get(key, "").strip() else default
     parsed = {field.name: _parse(field, values.get(field.metadata["key"])) for field in declared()}
     settings = Settings(**parsed)
+    if settings.lifecycle == "aliases" and settings.prod_alias == settings.staging_alias:
+        raise BadInput(
+            f"PROD_ALIAS and STAGING_ALIAS are both {settings.prod_alias!r}: one alias cannot hold both "
+            f"roles with LIFECYCLE=aliases; {FIX_IT}"
+        )
     uri, user, password = split_credentials(
         settings.tracking_uri or f"http://127.0.0.1:{settings.mlflow_port}"
     )

@@ -90,7 +90,7 @@ def env(server: Server, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> dict
         "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0",
         "MLFLOW_HTTP_REQUEST_TIMEOUT": "5",
     }
-    for key in ("MODEL_NAME", "PROD_ALIAS", "REGISTRY_RUNNER", "MLFLOW_TRACKING_USERNAME"):
+    for key in ("MODEL_NAME", "PROD_ALIAS", "REGISTRY_RUNNER", "MLFLOW_TRACKING_USERNAME", "LIFECYCLE"):
         monkeypatch.delenv(key, raising=False)
     for key, value in values.items():
         monkeypatch.setenv(key, value)
