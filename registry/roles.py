@@ -36,8 +36,8 @@ def model_mode(state: ModelState) -> str | None:
 
 
 def current_mode(state: ModelState) -> str:
-    """The lifecycle a model is in: its tag, else stages when any version has a stage, else None-ish:
-    an untagged model that never used a stage is "new" and takes LIFECYCLE (see `of`)."""
+    """The lifecycle a model is in: its tag, else stages when any version has a stage, else "new" (an
+    untagged model that never used a stage takes LIFECYCLE: see `of`)."""
     return model_mode(state) or ("stages" if any(v.stage != "None" for v in state.latest) else "new")
 
 
