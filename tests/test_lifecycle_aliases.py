@@ -55,6 +55,11 @@ def test_the_aliases_lifecycle_end_to_end(
     assert run(cli, "history", "--json", "--at", "2999-01-01T00:00:00Z", "--model", model).out.count(
         '"lifecycle": "aliases"'
     )
+    client.set_registered_model_alias(model, "champion", "3")  # a promotion made in the UI
+    assert cli("doctor", "--model", model).code == 6
+    fixed = run(cli, "doctor", "--fix", "--model", model)
+    assert "all mended" in fixed.out and "recorded Production -> None" in fixed.out
+    assert run(cli, "rollback", "--model", model).out.count("version 1: None -> Production")  # the ledger's
     client.transition_model_version_stage(model, "3", "Staging")  # a stage set outside the tool
     drift = cli("doctor", "--model", model)
     assert drift.code == 6 and "stage-unused" in drift.out
