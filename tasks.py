@@ -416,6 +416,19 @@ def doctor(c, fix=False, json=False, model=None):
     run_registry(c, arguments("doctor", fix=fix, json=json, model=model))
 
 
+@task(
+    help={
+        "to": "the lifecycle to switch the model to: aliases or stages",
+        "dry_run": "print the changes, change nothing",
+        "reason": REASON_HELP,
+        "model": MODEL_HELP,
+    }
+)
+def migrate(c, to, dry_run=False, reason=None, model=None):
+    """Switch a model between stages and aliases (champion, challenger), keeping every role."""
+    run_registry(c, arguments("migrate", to=to, dry_run=dry_run, reason=reason, model=model))
+
+
 @task(help={"file": "PNG file to write on this machine (default timeline.png)", "model": MODEL_HELP})
 def timeline(c, file="timeline.png", model=None):
     """Draw which version held Production, Staging and each alias over time into a PNG file."""

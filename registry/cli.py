@@ -159,6 +159,11 @@ def build_parser() -> argparse.ArgumentParser:
     when.add_argument("--version", type=validate.version_number, help="only the life of this version")
     sub.add_argument("--limit", type=int, help="only the newest N events (table default 100; 0: all)")
 
+    sub = command("migrate", _migrate, "switch the model's lifecycle between stages and aliases")
+    sub.add_argument("--to", required=True, type=validate.lifecycle, help="stages or aliases")
+    sub.add_argument("--dry-run", action="store_true", help="print the changes, change nothing")
+    reason(sub)
+
     sub = command("doctor", _doctor, "find drift between registry, rules and ledger (exit 6)")
     sub.add_argument("--fix", action="store_true", help="repair what is safe, each repair kept in the ledger")
     sub.add_argument("--json", action="store_true", help="print JSON instead of a table")
@@ -254,11 +259,12 @@ def _versions(args: argparse.Namespace, settings: Settings) -> int:
         print(f"No versions of {model} match.")
     else:
         cells = [
-            [str(r.version), r.stage, ", ".join(r.aliases), r.created, r.run_id,
+            [str(r.version), r.role or r.stage, ", ".join(r.aliases), r.created, r.run_id,
              "" if r.accuracy is None else f"{r.accuracy:.4f}"]
             for r in rows
         ]  # fmt: skip
-        print(table(cells, ["version", "stage", "aliases", "created", "run_id", "accuracy"]))
+        role = "stage" if rows[0].role is None else "role"  # LIFECYCLE=aliases: the role aliases
+        print(table(cells, ["version", role, "aliases", "created", "run_id", "accuracy"]))
     return 0
 
 
@@ -363,6 +369,8 @@ def _snapshot(snapshot: Snapshot, as_json: bool) -> int:
         return 0
     last = snapshot.last_seq
     print(f"At {snapshot.at} ({'before any change' if last is None else f'after ledger event {last}'}):")
+    if snapshot.lifecycle != "stages":
+        print(f"  lifecycle: {snapshot.lifecycle} (the role aliases hold Production and Staging)")
     for stage, numbers in snapshot.stages.items():
         print(f"  {stage}: {', '.join(map(str, numbers)) or '(none)'}")
     for alias, number in snapshot.aliases.items():
@@ -374,6 +382,18 @@ def _snapshot(snapshot: Snapshot, as_json: bool) -> int:
         if seqs:
             print(f"Ledger event{'s' if len(seqs) > 1 else ''} {', '.join(map(str, seqs))}: {why}.")
     return 0
+
+
+def _migrate(args: argparse.Namespace, settings: Settings) -> int:
+    from registry.migrate import migrate
+
+    model = _model(args, settings)
+    names = {mode: load_settings(lifecycle=mode) for mode in ("stages", "aliases")}
+    plan = migrate(_registry(settings), model, args.to, names, reason=args.reason, dry_run=args.dry_run)
+    code = _report(plan, f"{model} is in the {args.to} lifecycle already", args.dry_run)
+    if plan.changes and not args.dry_run and settings.lifecycle != args.to:
+        print(f"Set LIFECYCLE={args.to} (.env or the environment) for the commands on {model} now.")
+    return code
 
 
 def _doctor(args: argparse.Namespace, settings: Settings) -> int:
@@ -647,6 +667,12 @@ def describe(change: Change) -> str:
         return f"alias {change.alias}: {before} -> version {change.version}"
     if change.action == "alias-delete":
         return f"alias {change.alias}: version {change.version} -> (deleted)"
+    if change.action == "lifecycle":
+        return f"lifecycle: {change.from_ or '(none)'} -> {change.to}"
+    if change.action in ("retire", "unretire"):
+        return f"version {change.version}: tag lifecycle=retired " + ("set" if change.to else "removed")
+    if change.action == "sync":
+        return f"version {change.version}: MLflow stage {change.from_} -> {change.to} (its role stays)"
     if change.action == "observed":
         return f"{change.alias or 'version ' + str(change.version)}: recorded {change.from_} -> {change.to}"
     return f"version {change.version}: {change.from_} -> {change.to}" + (

@@ -322,6 +322,10 @@ class Registry:
         with self.errors(f"version {number} of model {model!r}"):
             self._client.set_model_version_tag(model, str(number), key, value)
 
+    def delete_version_tag(self, model: str, number: int, key: str) -> None:
+        with self.errors(f"version {number} of model {model!r}"):
+            self._client.delete_model_version_tag(model, str(number), key)
+
     def run_metrics(self, run_id: str) -> dict[str, float]:
         """The latest value of each metric of run `run_id`: one request per run, remembered; empty when
         the run is gone or hidden from us (a version may outlive its run)."""

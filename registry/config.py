@@ -27,6 +27,13 @@ from registry.errors import BadInput, RegistryError, Unreachable
 __all__ = ["RegistryError", "Settings", "Unreachable", "load_settings", "local_server_address"]
 
 RUNNERS = ("local", "compose")
+LIFECYCLES = ("stages", "aliases")
+# LIFECYCLE=aliases: the defaults of the role aliases when their keys are not set (`load_settings`).
+ALIASES_MODE_DEFAULTS = {
+    "PROD_ALIAS": "champion",
+    "STAGING_ALIAS": "challenger",
+    "PROTECTED_ALIASES": "champion",
+}
 DIRECTIONS = ("higher", "lower")
 FIX_IT = "fix it in .env or the environment"
 
@@ -92,11 +99,18 @@ class Settings:
     )
     model_name: str = setting("MODEL_NAME", "iris_clf", "The registered model the commands work on.")
     experiment_name: str = setting("EXPERIMENT_NAME", "iris", "The experiment training runs are logged to.")
+    lifecycle: str = setting(
+        "LIFECYCLE",
+        "stages",
+        "How new models hold Production and Staging: stages (MLflow's stages) or aliases (PROD_ALIAS and "
+        "STAGING_ALIAS alone, no stage calls); an existing model keeps its own until `migrate`.",
+        choices=LIFECYCLES,
+    )
     prod_alias: str = setting(
         "PROD_ALIAS",
         "prod",
         "The alias that always follows the Production version (promotion, rollback, doctor --fix); "
-        "empty: no alias follows it.",
+        "empty: no alias follows it; LIFECYCLE=aliases: it holds Production, default champion.",
         alias=True,
         empty_is_off=True,
     )
@@ -183,13 +197,15 @@ class Settings:
     staging_alias: str = setting(
         "STAGING_ALIAS",
         "staging",
-        "The alias that follows the Staging version when MIRROR_STAGE_ALIASES is on.",
+        "The alias that follows the Staging version when MIRROR_STAGE_ALIASES is on; "
+        "LIFECYCLE=aliases: it holds Staging, default challenger.",
         alias=True,
     )
     protected_aliases: tuple[str, ...] = setting(
         "PROTECTED_ALIASES",
         ("prod",),
-        "Aliases that move only by gated promotion, rollback or --force --reason (comma-separated).",
+        "Aliases that move only by gated promotion, rollback or --force --reason (comma-separated); "
+        "LIFECYCLE=aliases: default champion.",
         alias=True,
     )
     username: str = setting(
@@ -286,14 +302,29 @@ def declared() -> tuple[dataclasses.Field[Any], ...]:
     return dataclasses.fields(Settings)
 
 
-def load_settings(environ: Mapping[str, str] | None = None, env_file: str | Path | None = ".env") -> Settings:
-    """Settings from `environ` (default `os.environ`) over the `.env` file over the defaults."""
+def load_settings(
+    environ: Mapping[str, str] | None = None,
+    env_file: str | Path | None = ".env",
+    lifecycle: str | None = None,
+) -> Settings:
+    """Settings from `environ` (default `os.environ`) over the `.env` file over the defaults; with
+    `lifecycle`, as they are under that LIFECYCLE (`migrate` needs the alias names of both)."""
     values: dict[str, str] = {}
     if env_file is not None and Path(env_file).is_file():
         values.update({k: v for k, v in _read_env_file(Path(env_file)).items() if v is not None})
     values.update(os.environ if environ is None else environ)
+    if lifecycle is not None:
+        values["LIFECYCLE"] = lifecycle
+    if values.get("LIFECYCLE", "").strip().lower() == "aliases":  # a role alias cannot be off here
+        for key, default in ALIASES_MODE_DEFAULTS.items():
+            values[key] = values[key] if values.get(key, "").strip() else default
     parsed = {field.name: _parse(field, values.get(field.metadata["key"])) for field in declared()}
     settings = Settings(**parsed)
+    if settings.lifecycle == "aliases" and settings.prod_alias == settings.staging_alias:
+        raise BadInput(
+            f"PROD_ALIAS and STAGING_ALIAS are both {settings.prod_alias!r}: one alias cannot hold both "
+            f"roles with LIFECYCLE=aliases; {FIX_IT}"
+        )
     uri, user, password = split_credentials(
         settings.tracking_uri or f"http://127.0.0.1:{settings.mlflow_port}"
     )

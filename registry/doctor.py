@@ -15,7 +15,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from registry import ledger, lock
+from registry import ledger, lock, roles
 from registry.client import Registry, Version
 from registry.ledger import Change
 from registry.plan import stage_aliases
@@ -60,29 +60,47 @@ def doctor(registry: Registry, model: str, fix: bool = False) -> Report:
         return Report(findings, [])
     repaired: list[Change] = []
     with lock.exclusive(registry, model, "doctor --fix"):
+        lifecycle = roles.of(registry, model)
         for _ in range(REGISTRY_PASSES):
-            mended = _mend(registry, model, diagnose(registry, model), ledger_too=False)
+            mended = _mend(registry, model, lifecycle, diagnose(registry, model), ledger_too=False)
             if not mended:
                 break
             repaired += mended
-        repaired += _mend(registry, model, diagnose(registry, model), ledger_too=True)
+        repaired += _mend(registry, model, lifecycle, diagnose(registry, model), ledger_too=True)
         return Report(diagnose(registry, model), repaired)
 
 
 def diagnose(registry: Registry, model: str) -> list[Finding]:
-    """Everything wrong with `model` now (three reads: versions, aliases, ledger)."""
+    """Everything wrong with `model` now (three reads: versions, aliases, ledger); stages are roles
+    (`roles.Roles.role`)."""
     versions = all_versions(registry, model)
-    stage_of = {v.number: v.stage for v in versions}
-    aliases = registry.aliases(model)
+    state = registry.model_state(model)
+    aliases = state.aliases
+    lifecycle = roles.of(registry, model, state)
+    stage_of = {v.number: lifecycle.role(v, aliases) for v in versions}
     events = ledger.events(registry, model)
     said = replay(events) if events else None
     findings = _crowded(stage_of, said) + _tied_aliases(registry, stage_of, aliases)
+    if lifecycle.mode == "aliases":  # a stage set in the UI or by a script: readers of it are misled
+        findings += [
+            Finding(
+                "stage-unused",
+                f"version {v.number}",
+                f"has the MLflow stage {v.stage}, which the aliases lifecycle does not use "
+                f"(models:/{model}/{v.stage} answers it); set it back to None",
+                [],
+            )
+            for v in versions
+            if v.stage != "None"
+        ]
     if said is not None:
-        findings += _ledger_drift(stage_of, aliases, said) + _unrecorded(versions, events)
+        findings += _ledger_drift(stage_of, aliases, said) + _unrecorded(versions, stage_of, events)
     return findings
 
 
-def _unrecorded(versions: list[Version], events: list[ledger.Event]) -> list[Finding]:
+def _unrecorded(
+    versions: list[Version], stage_of: dict[int, str], events: list[ledger.Event]
+) -> list[Finding]:
     """Versions registered since the ledger began that no event names: a `train` whose ledger write
     failed, or a registration outside this tool. (Ones in Staging/Production are ledger drift.)"""
     named = {event.version for event in events}
@@ -92,10 +110,10 @@ def _unrecorded(versions: list[Version], events: list[ledger.Event]) -> list[Fin
             LEDGER_CHECK,
             f"version {v.number}",
             f"registered at {utc_iso(v.created_ms)} with no ledger event",
-            [Change("observed", v.number, to=v.stage)],
+            [Change("observed", v.number, to=stage_of[v.number])],
         )
         for v in sorted(versions, key=lambda v: v.number)
-        if v.number not in named and v.stage not in HELD_STAGES and v.created_ms >= began
+        if v.number not in named and stage_of[v.number] not in HELD_STAGES and v.created_ms >= began
     ]
 
 
@@ -103,18 +121,24 @@ def record_drift(registry: Registry, model: str, why: str) -> list[Change]:
     """Record what the registry shows and the ledger does not, as `observed` events (the ledger's
     findings only; nothing in the registry moves). Called under the lock, such as by a command that
     took the lock over from a holder whose lease ran out, which may have changed things unrecorded."""
-    return _mend(registry, model, diagnose(registry, model), ledger_too=True, why=why)
+    findings = diagnose(registry, model)
+    return _mend(registry, model, roles.of(registry, model), findings, ledger_too=True, why=why)
 
 
 def _mend(
-    registry: Registry, model: str, findings: list[Finding], ledger_too: bool, why: str = "doctor --fix"
+    registry: Registry,
+    model: str,
+    lifecycle: roles.Roles,
+    findings: list[Finding],
+    ledger_too: bool,
+    why: str = "doctor --fix",
 ) -> list[Change]:
     """Repair the registry findings (or, with `ledger_too`, the ledger ones), one event each."""
     mended: list[Change] = []
     for finding in findings:
         if finding.repair and (finding.check == LEDGER_CHECK) == ledger_too:
             ledger.ensure(registry, model)
-            apply_changes(registry, model, finding.repair, archive=False)
+            apply_changes(registry, model, finding.repair, archive=False, lifecycle=lifecycle)
             ledger.record(registry, model, finding.repair, f"{why}: {finding.detail}", result="repair")
             mended += finding.repair
             if not ledger_too:

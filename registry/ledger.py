@@ -104,11 +104,15 @@ def _create(registry: Registry, model: str, undo: list[Change] | None = None) ->
 def baseline(registry: Registry, model: str, undo: list[Change] | None = None) -> list[Change]:
     """The model's stage holders and aliases as baseline changes (one marker if none): as they are now,
     or as they were before `undo`, changes already made that the new ledger is about to record."""
+    from registry import roles  # roles plan with this module's changes
+
     try:
-        aliases = registry.aliases(model)
+        state = registry.model_state(model)
     except NotFound:
         return [Change("baseline", None)]
-    stage_of = {v.number: v.stage for v in all_versions(registry, model)}
+    aliases = state.aliases
+    lifecycle = roles.for_mode(roles.effective_mode(registry.settings, state), registry.settings)
+    stage_of = {v.number: lifecycle.role(v, aliases) for v in all_versions(registry, model)}
     for change in reversed(undo or []):
         if change.version is None:
             continue

@@ -84,9 +84,10 @@ def alias_changes(current: dict[str, int], wanted: dict[str, int | None]) -> lis
 
 def stage_aliases(settings: Settings) -> dict[str, str]:
     """Stage -> the alias that follows it: PROD_ALIAS follows Production (unless empty), and
-    STAGING_ALIAS follows Staging with MIRROR_STAGE_ALIASES."""
+    STAGING_ALIAS follows Staging with MIRROR_STAGE_ALIASES. With LIFECYCLE=aliases both always do:
+    there they are the roles themselves (`roles.AliasRoles`)."""
     names = {"Production": settings.prod_alias}
-    if settings.mirror_stage_aliases:
+    if settings.mirror_stage_aliases or settings.lifecycle == "aliases":
         names["Staging"] = settings.staging_alias
     return {stage: alias for stage, alias in names.items() if alias}
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from registry import gates, ledger
+from registry import gates, ledger, roles
 from registry.client import ModelState, Registry, Version
 from registry.errors import NotFound, Refused
 from registry.gates import failures
@@ -15,8 +15,10 @@ from registry.plan import (
     protection,
     recheck,
     require_reason,
+    stage_aliases,
     takes_production_down,
 )
+from registry.roles import Roles
 from registry.validate import HELD_STAGES
 from registry.versions import iter_versions
 
@@ -45,8 +47,13 @@ def stage(
         candidate.load_check()  # before the lock: loading takes seconds and needs no lock
     with guarded(registry, model, f"stage {number} {target}", dry_run):
         state = registry.model_state(model)
-        holders = stage_holders(registry, model)
-        version = ready_version(registry, model, number, state)
+        lifecycle = roles.of(registry, model, state)
+        if not archive and lifecycle.mode == "aliases":
+            raise Refused(
+                "--no-archive does not apply with LIFECYCLE=aliases: a role alias holds one version"
+            )
+        holders = lifecycle.holders(registry, model, state)
+        version = ready_version(registry, model, number, state, lifecycle)
         held = [v for v in holders if v.stage == target and v.number != number]
         changes = stage_moves(version, target, [v.number for v in held] if archive else [])
         checks = [] if target == "Production" else protection(registry, alias)
@@ -62,7 +69,16 @@ def stage(
             if changes and target == "Production":
                 recheck(registry, model, state)
             attempt = Change("refused", number, from_=version.stage, to=target, alias=alias)
-            carry_out(registry, model, plan, attempt, reason=reason, force=force, archive=archive)
+            carry_out(
+                registry,
+                model,
+                plan,
+                attempt,
+                reason=reason,
+                force=force,
+                archive=archive,
+                lifecycle=lifecycle,
+            )
     return plan
 
 
@@ -80,6 +96,7 @@ def set_alias(
     require_reason(force, reason)
     with guarded(registry, model, f"alias {alias} {number}", dry_run):
         state = registry.model_state(model)
+        lifecycle = role_alias_check(registry, model, state, alias)
         current = state.aliases
         if number not in current.values() and state.version(number) is None:
             registry.get_version(model, number)  # NotFound before anything is written
@@ -88,7 +105,7 @@ def set_alias(
             before = current.get(alias)
             before_text = None if before is None else str(before)
             attempt = Change("refused", number, from_=before_text, to=str(number), alias=alias)
-            carry_out(registry, model, plan, attempt, reason=reason, force=force)
+            carry_out(registry, model, plan, attempt, reason=reason, force=force, lifecycle=lifecycle)
     return plan
 
 
@@ -104,26 +121,42 @@ def delete_alias(
     """Remove `alias` (refused for a protected alias); NotFound when it is not set."""
     require_reason(force, reason)
     with guarded(registry, model, f"alias {alias} --delete", dry_run):
-        current = registry.model_state(model).aliases.get(alias)
+        state = registry.model_state(model)
+        lifecycle = role_alias_check(registry, model, state, alias)
+        current = state.aliases.get(alias)
         if current is None:
             raise NotFound(f"alias {alias!r} of model {model!r} is not set; see `versions`")
         plan = Plan(alias_changes({alias: current}, {alias: None}), protection(registry, alias))
         if not dry_run:
             attempt = Change("refused", current, from_=str(current), alias=alias)
-            carry_out(registry, model, plan, attempt, reason=reason, force=force)
+            carry_out(registry, model, plan, attempt, reason=reason, force=force, lifecycle=lifecycle)
     return plan
 
 
+def role_alias_check(registry: Registry, model: str, state: ModelState, alias: str) -> Roles:
+    """The model's roles; Refused for a plain move of a role alias with LIFECYCLE=aliases, where the
+    alias is the role itself (`stage` and `rollback` move it, gated and recorded as role moves)."""
+    lifecycle = roles.of(registry, model, state)
+    if lifecycle.mode == "aliases" and alias in stage_aliases(registry.settings).values():
+        raise Refused(
+            f"alias {alias!r} holds a role (LIFECYCLE=aliases): move it with `stage --version N --stage "
+            f"{'Production' if alias == registry.settings.prod_alias else 'Staging'}` or `rollback`"
+        )
+    return lifecycle
+
+
 def stage_holders(registry: Registry, model: str) -> list[Version]:
-    """Every version of `model` in Staging or Production. MLflow's model read shows only the latest
-    one per stage, so versions put there outside this tool (the UI, a script) are found by a search
-    of all versions."""
+    """Every version of `model` in Staging or Production (the stages lifecycle: `roles.Roles.holders`)."""
     return [version for version in iter_versions(registry, model) if version.stage in HELD_STAGES]
 
 
-def ready_version(registry: Registry, model: str, number: int, state: ModelState) -> Version:
-    """Version `number`, refused unless READY; read on its own only when `state` does not show it."""
-    version = state.version(number) or registry.get_version(model, number)
+def ready_version(
+    registry: Registry, model: str, number: int, state: ModelState, lifecycle: Roles | None = None
+) -> Version:
+    """Version `number` with its role, refused unless READY; read on its own only when `state` does not
+    show it."""
+    lifecycle = lifecycle or Roles(registry.settings)
+    version = lifecycle.version(registry, model, number, state)
     if version.status != "READY":
         raise Refused(
             f"version {number} of model {model!r} is {version.status}, not READY; "
@@ -152,8 +185,10 @@ def carry_out(
     reason: str,
     force: bool,
     archive: bool = True,
+    lifecycle: Roles | None = None,
 ) -> None:
-    """Apply `plan` and record it, or record `attempt` as refused and raise Refused."""
+    """Apply `plan` and record it, or record `attempt` as refused and raise Refused. A model that had
+    no lifecycle yet is tagged with `lifecycle`'s (recorded with the plan)."""
     refused = plan.refusal
     if refused and not force:
         ledger.ensure(registry, model)
@@ -162,27 +197,28 @@ def carry_out(
         raise Refused(refused)
     if not plan.changes:
         return
+    lifecycle = lifecycle or Roles(registry.settings)
     ledger.ensure(registry, model)
-    apply_changes(registry, model, plan.changes, archive=archive)
+    changes = lifecycle.claim(registry, model) + plan.changes
+    apply_changes(registry, model, plan.changes, archive=archive, lifecycle=lifecycle)
     if refused:
         forced_past = f"{reason} (forced past {failures(plan.checks)})"
-        ledger.record(registry, model, plan.changes, forced_past, result="forced")
+        ledger.record(registry, model, changes, forced_past, result="forced")
     else:
-        ledger.record(registry, model, plan.changes, reason)
+        ledger.record(registry, model, changes, reason)
 
 
-def apply_changes(registry: Registry, model: str, changes: list[Change], *, archive: bool) -> None:
-    """Carry out the stage move (MLflow archives the old holders in the same call) and alias moves."""
+def apply_changes(
+    registry: Registry, model: str, changes: list[Change], *, archive: bool, lifecycle: Roles
+) -> None:
+    """Carry out the role moves (`Roles.apply`: a stage transition, which archives the old holders in
+    the same call, or a retired tag) and alias moves."""
     for change in changes:
         registry.fence()
-        if change.action in ("stage", "rollback") and change.to is not None and change.version:
-            registry.transition(
-                model, change.version, change.to, archive_existing=archive and change.to in HELD_STAGES
-            )
-        elif change.action == "alias" and change.alias and change.version:
+        if change.action == "alias" and change.alias and change.version:
             registry.set_alias(model, change.alias, change.version)
         elif change.action == "alias-delete" and change.alias:
             registry.delete_alias(model, change.alias)
-        else:
+        elif not lifecycle.apply(registry, model, change, archive):
             continue
         registry.fence(written=True)

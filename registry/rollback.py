@@ -1,16 +1,17 @@
-"""Roll Production back to an earlier version; the Production stage is the source of truth."""
+"""Roll Production back to an earlier version; the Production role (its stage, or PROD_ALIAS with
+LIFECYCLE=aliases) is the source of truth."""
 
 from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
 
-from registry import gates, ledger
+from registry import gates, ledger, roles
 from registry.client import Registry
 from registry.errors import NotFound
 from registry.ledger import Change, Event
 from registry.plan import Plan, alias_changes, following, guarded, recheck, require_reason
-from registry.promote import carry_out, ready_version, stage_holders, stage_moves
+from registry.promote import carry_out, ready_version, stage_moves
 
 PRODUCTION_ACTIONS = ("baseline", "stage", "rollback", "observed")
 
@@ -44,14 +45,15 @@ def rollback(
         candidates[to].load_check()
     with guarded(registry, model, "rollback" if to is None else f"rollback --to {to}", dry_run):
         state = registry.model_state(model)
-        holders = stage_holders(registry, model)
+        lifecycle = roles.of(registry, model, state)
+        holders = lifecycle.holders(registry, model, state)
         held = [v for v in holders if v.stage == "Production"]
         current = max((v.number for v in held), default=None)
         if to is None:
             to = previous_production(
                 ledger.events(registry, model), current, lambda v: registry.version_exists(model, v)
             )
-        version = ready_version(registry, model, to, state)
+        version = ready_version(registry, model, to, state, lifecycle)
         if to == current:
             return Rollback(to, current, Plan([], []))
         changes = stage_moves(version, "Production", [v.number for v in held], action="rollback")
@@ -66,7 +68,7 @@ def rollback(
         if not dry_run:
             recheck(registry, model, state)
             attempt = Change("refused", to, from_=version.stage, to="Production", alias=alias)
-            carry_out(registry, model, plan, attempt, reason=reason, force=force)
+            carry_out(registry, model, plan, attempt, reason=reason, force=force, lifecycle=lifecycle)
     return Rollback(to, current, plan)
 
 

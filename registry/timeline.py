@@ -90,6 +90,8 @@ def _label(event: Event) -> str:
         return f"refused: {_change(event)}"
     if event.action == "baseline":
         return "ledger starts"
+    if event.action == "lifecycle":
+        return f"lifecycle: {event.to}"
     if event.action == "train":
         return f"v{event.version} registered"
     if event.action == "rollback":

@@ -12,6 +12,7 @@ from registry.ledger import Event
 HELD_STAGES = ("Staging", "Production")
 MOVES = ("baseline", "train", "stage", "rollback", "archive", "observed")
 APPLIED = ("ok", "forced", "repair")  # results of changes that were made; "refused" changed nothing
+LIFECYCLE = "lifecycle"  # a model switched to (or first took) a lifecycle: `to` is stages or aliases
 
 
 @dataclasses.dataclass(frozen=True)
@@ -29,6 +30,7 @@ class Snapshot:
     last_seq: int | None
     refused: list[int]
     uncounted: list[int]
+    lifecycle: str = "stages"  # what held the roles then: stages, or aliases (after `migrate`)
 
     def as_json(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -40,9 +42,12 @@ class State:
 
     stage_of: dict[int, str] = dataclasses.field(default_factory=dict)
     aliases: dict[str, int] = dataclasses.field(default_factory=dict)
+    lifecycle: str = "stages"
 
     def apply(self, event: Event) -> None:
         """Replay `event` if it changed the registry (see `applied`); refused attempts change nothing."""
+        if event.action == LIFECYCLE and event.to and applied(event):
+            self.lifecycle = event.to
         if not applied(event) or event.version is None:
             return
         if event.alias is not None:
@@ -60,7 +65,7 @@ class State:
 
 def applied(event: Event) -> bool:
     """True when `event` is a change that was made: not a refused attempt, not the empty-ledger marker."""
-    return event.result in APPLIED and event.version is not None
+    return event.result in APPLIED and (event.version is not None or event.action == LIFECYCLE)
 
 
 def moment(text: str) -> str:
@@ -101,6 +106,7 @@ def replay(events: list[Event], at: str | None = None) -> Snapshot:
         last,
         sorted({e.seq for e in later if e.result == "refused"}),
         sorted({e.seq for e in later if applied(e)}),
+        state.lifecycle,
     )
 
 

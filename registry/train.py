@@ -7,8 +7,9 @@ import dataclasses
 import io
 from importlib.metadata import version as installed
 
-from registry import ledger
+from registry import ledger, roles
 from registry.client import ACCURACY_TAG, Registry
+from registry.errors import NotFound
 
 
 @dataclasses.dataclass(frozen=True)
@@ -34,7 +35,11 @@ def pip_requirements() -> list[str]:
 
 def train_and_register(registry: Registry, model: str, params: TrainParams, reason: str) -> Trained:
     """Fit, log and register one new version of `model`; wait until it is READY (`params` are checked
-    by the command line: C > 0, 1 <= max_iter, 0 <= seed < 2**32)."""
+    by the command line: C > 0, 1 <= max_iter, 0 <= seed < 2**32). A new model is tagged with LIFECYCLE."""
+    mode = registry.settings.lifecycle
+    if mode == "aliases":
+        with contextlib.suppress(NotFound):
+            roles.of(registry, model)  # a model in the other lifecycle is refused before the training
     ledger.ensure(registry, model)
 
     import mlflow
@@ -72,10 +77,15 @@ def train_and_register(registry: Registry, model: str, params: TrainParams, reas
                 input_example=example,
                 pip_requirements=pip_requirements(),
             )
-    registry.create_model(model, description="Iris classifier (scikit-learn LogisticRegression)", tags={})
+    description = "Iris classifier (scikit-learn LogisticRegression)"
+    created = registry.create_model(model, description=description, tags={roles.MODE_TAG: mode})
+    claimed = []
+    if mode == "aliases":  # the model's first lifecycle, recorded (an untagged one is claimed here)
+        new = [ledger.Change("lifecycle", None, to=mode)] if created else []
+        claimed = roles.of(registry, model).claim(registry, model) or new
     registered = registry.register_once(
         model, info.model_uri, info.model_id, {ACCURACY_TAG: f"{accuracy:.4f}"}
     )
     version = registered.number
-    ledger.record(registry, model, [ledger.Change("train", version, to="None")], reason=reason)
+    ledger.record(registry, model, [*claimed, ledger.Change("train", version, to="None")], reason=reason)
     return Trained(model=model, version=version, run_id=run.info.run_id, accuracy=accuracy)

@@ -65,6 +65,14 @@ def stage(text: str) -> str:
     raise BadInput(f"stage {text!r} is unknown; use one of: {', '.join(STAGES)}")
 
 
+def lifecycle(text: str) -> str:
+    """A lifecycle: stages or aliases (any case)."""
+    value = text.strip().lower()
+    if value not in ("stages", "aliases"):
+        raise BadInput(f"lifecycle {text!r} is unknown; use stages or aliases")
+    return value
+
+
 def alias(text: str) -> str:
     """An alias name MLflow accepts and does not reserve."""
     if not text:

@@ -24,9 +24,16 @@ class VersionRow:
     run_id: str
     status: str
     accuracy: float | None
+    role: str | None = None  # LIFECYCLE=aliases: champion, challenger, retired or none (stage: its role)
 
     def as_json(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        """With LIFECYCLE=aliases, `role` in place of `stage`."""
+        found = dataclasses.asdict(self)
+        role = found.pop("role")
+        if role is not None:
+            found = {("role" if key == "stage" else key): (role if key == "stage" else value)
+                     for key, value in found.items()}  # fmt: skip
+        return found
 
 
 def utc_iso(millis: int) -> str:
@@ -65,8 +72,13 @@ def list_versions(
     page_size: int = PAGE_SIZE,
 ) -> list[VersionRow]:
     """Versions of `model`, newest first, with their aliases (one request for all aliases) and accuracy
-    (the version tag, else the run's metric: one more request per run without the tag)."""
-    aliases = registry.aliases(model)
+    (the version tag, else the run's metric: one more request per run without the tag). With
+    LIFECYCLE=aliases each row has its role, and `stage` filters by role."""
+    from registry import roles  # roles -> ledger -> this module
+
+    state = registry.model_state(model)
+    aliases = state.aliases
+    lifecycle = roles.of(registry, model, state)
     by_version: dict[int, list[str]] = {}
     for name, number in sorted(aliases.items()):
         by_version.setdefault(number, []).append(name)
@@ -78,10 +90,14 @@ def list_versions(
         candidates = iter_versions(registry, model, page_size)
     rows: list[VersionRow] = []
     for version in candidates:
+        version = lifecycle.view(version, aliases)
         if stage is not None and version.stage != stage:
             continue
         found = figure(registry, version, ACCURACY_TAG)
-        rows.append(_row(version, by_version.get(version.number, []), None if found is None else found.value))
+        row = _row(version, by_version.get(version.number, []), None if found is None else found.value)
+        if lifecycle.mode == "aliases":
+            row = dataclasses.replace(row, role=lifecycle.label(version.stage))
+        rows.append(row)
         if limit is not None and len(rows) >= limit:
             break
     return rows
@@ -129,7 +145,10 @@ def resolve(registry: Registry, model: str, reference: str) -> int:
         for version in iter_versions(registry, model, page_size=1):
             return version.number
         raise NotFound(f"model {model!r} has no versions; train one first")
-    held = registry.in_stage(model, reference)
-    if not held:
+    from registry import roles  # roles -> ledger -> this module
+
+    state = registry.model_state(model)
+    held = roles.of(registry, model, state).holder(state, reference)
+    if held is None:
         raise NotFound(f"no version of model {model!r} is in stage {reference}")
-    return max(held)
+    return held

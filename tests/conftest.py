@@ -90,7 +90,7 @@ def env(server: Server, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> dict
         "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0",
         "MLFLOW_HTTP_REQUEST_TIMEOUT": "5",
     }
-    for key in ("MODEL_NAME", "PROD_ALIAS", "REGISTRY_RUNNER", "MLFLOW_TRACKING_USERNAME"):
+    for key in ("MODEL_NAME", "PROD_ALIAS", "REGISTRY_RUNNER", "MLFLOW_TRACKING_USERNAME", "LIFECYCLE"):
         monkeypatch.delenv(key, raising=False)
     for key, value in values.items():
         monkeypatch.setenv(key, value)
@@ -208,6 +208,40 @@ def stages(client: Any, model: str) -> dict[int, str]:
     """Version number -> stage, straight from MLflow."""
     found = client.search_model_versions(f"name='{model}'")
     return {int(mv.version): mv.current_stage for mv in found}
+
+
+@pytest.fixture
+def lifecycle(request: pytest.FixtureRequest, env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> str:
+    """LIFECYCLE for this test: stages unless parametrised (`BOTH_LIFECYCLES`); also in `env`, so
+    processes a test starts see it."""
+    mode = str(getattr(request, "param", "stages"))
+    monkeypatch.setenv("LIFECYCLE", mode)
+    env["LIFECYCLE"] = mode
+    return mode
+
+
+BOTH_LIFECYCLES = pytest.mark.parametrize("lifecycle", ["stages", "aliases"], indirect=True)
+
+
+def prod_alias(lifecycle: str) -> str:
+    """The alias that holds or follows Production by default: champion in aliases, prod in stages."""
+    return "champion" if lifecycle == "aliases" else "prod"
+
+
+def roles(client: Any, model: str, lifecycle: str) -> dict[int, str]:
+    """Version number -> its role as the lifecycle shows it in MLflow: its stage, or (aliases) which
+    role alias points at it, else Archived for the retired tag, else None; in aliases no version may
+    have an MLflow stage (the tool made no stage call)."""
+    if lifecycle == "stages":
+        return stages(client, model)
+    found = client.search_model_versions(f"name='{model}'")
+    assert {mv.current_stage for mv in found} <= {"None"}, "a stage call in the aliases lifecycle"
+    held = aliases(client, model)
+    holders = {held.get("challenger"): "Staging", held.get("champion"): "Production"}
+    retired = {int(mv.version): "Archived" for mv in found if (mv.tags or {}).get("lifecycle") == "retired"}
+    return {
+        int(mv.version): holders.get(int(mv.version)) or retired.get(int(mv.version), "None") for mv in found
+    }
 
 
 def aliases(client: Any, model: str) -> dict[str, int]:

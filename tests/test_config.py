@@ -96,6 +96,8 @@ def test_every_setting_is_declared_once_with_a_key_a_default_and_a_comment() -> 
         ({"PROTECTED_ALIASES": "prod,v2"}, "reserved by MLflow"),
         ({"PROD_ALIAS": "prod\x1b[31m"}, "control characters"),
         ({"GATE_DIRECTION": "sideways"}, "unknown"),
+        ({"LIFECYCLE": "sometimes"}, "unknown"),
+        ({"LIFECYCLE": "aliases", "STAGING_ALIAS": "champion"}, "one alias cannot hold both"),
     ],
 )
 def test_every_setting_is_validated_before_any_request(values: dict[str, str], said: str) -> None:
@@ -124,3 +126,16 @@ def test_percent_encoded_credentials_are_decoded_before_they_are_sent() -> None:
     settings = load_settings({"MLFLOW_TRACKING_URI": "http://bob%40corp:p%40ss%3Aw@h:5000"}, env_file=None)
     assert (settings.username, settings.password) == ("bob@corp", "p@ss:w")
     assert redact("sent p%40ss%3Aw and p@ss:w", ("p@ss:w",)) == "sent *** and ***"
+
+
+def test_the_aliases_lifecycle_has_its_own_alias_defaults_unless_they_are_set() -> None:
+    plain = load_settings({"LIFECYCLE": "aliases"}, env_file=None)
+    assert (plain.prod_alias, plain.staging_alias, plain.protected_aliases) == (
+        "champion",
+        "challenger",
+        ("champion",),
+    )
+    chosen = load_settings({"LIFECYCLE": "Aliases", "PROD_ALIAS": "live"}, env_file=None)
+    assert (chosen.lifecycle, chosen.prod_alias, chosen.staging_alias) == ("aliases", "live", "challenger")
+    assert load_settings({"PROD_ALIAS": "live"}, env_file=None, lifecycle="aliases").prod_alias == "live"
+    assert load_settings({}, env_file=None).prod_alias == "prod"

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import aliases, history, stages
+from tests.conftest import aliases, history, prod_alias, roles, stages
 
 pytestmark = pytest.mark.postgres
 
@@ -61,10 +61,19 @@ def production(client: Any, model: str) -> list[int]:
     return [number for number, stage in stages(client, model).items() if stage == "Production"]
 
 
-@pytest.mark.parametrize(("trial", "gates"), [*((n, False) for n in range(20)), (20, True)])
+@pytest.mark.parametrize(
+    ("trial", "gates", "lifecycle"),
+    [
+        *((n, False, "stages") for n in range(20)),
+        (20, True, "stages"),
+        *((n, False, "aliases") for n in range(3)),
+    ],
+    indirect=["lifecycle"],
+)
 def test_racing_promotions_leave_exactly_one_production_version(
     trial: int,
     gates: bool,
+    lifecycle: str,
     env: dict[str, str],
     client: Any,
     model: str,
@@ -72,16 +81,18 @@ def test_racing_promotions_leave_exactly_one_production_version(
     cli: Any,
     tmp_path: Any,
 ) -> None:
+    """With LIFECYCLE=aliases: exactly one champion, and the ledger names it last."""
+    prod = prod_alias(lifecycle)
     numbers = make_versions(CLIENTS)
     commands = [
-        ["stage", "--model", model, "--version", str(n), "--stage", "Production", "--alias", "prod"]
+        ["stage", "--model", model, "--version", str(n), "--stage", "Production", "--alias", prod]
         for n in numbers
     ]
     outcomes = race(env, commands, tmp_path, gates)
     assert [code for _, code, _ in outcomes] == [0] * CLIENTS, outcomes
-    held = production(client, model)
+    held = [number for number, role in roles(client, model, lifecycle).items() if role == "Production"]
     assert len(held) == 1 and held[0] in numbers
-    assert aliases(client, model) == {"prod": held[0]}
+    assert aliases(client, model) == {prod: held[0]}
     events = history(cli, model)
     promoted = [e["version"] for e in events if e["action"] == "stage" and e["to"] == "Production"]
     assert sorted(promoted) == sorted(numbers) and promoted[-1] == held[0]

@@ -6,28 +6,30 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import aliases, history, stages
+from tests.conftest import BOTH_LIFECYCLES, aliases, history, prod_alias, roles, stages
 
 pytestmark = pytest.mark.postgres
 
 
-def promote(cli: Any, model: str, *numbers: int) -> None:
+def promote(cli: Any, model: str, *numbers: int, alias: str = "prod") -> None:
     for number in numbers:
         outcome = cli(
-            "stage", "--model", model, "--version", number, "--stage", "Production", "--alias", "prod"
+            "stage", "--model", model, "--version", number, "--stage", "Production", "--alias", alias
         )
         assert outcome.code == 0, outcome.err
 
 
+@BOTH_LIFECYCLES
 def test_rollback_to_a_given_version_moves_stage_and_alias(
-    cli: Any, client: Any, model: str, make_versions: Any
+    cli: Any, client: Any, model: str, make_versions: Any, lifecycle: str
 ) -> None:
+    prod = prod_alias(lifecycle)
     make_versions(3)
-    promote(cli, model, 1, 2, 3)
+    promote(cli, model, 1, 2, 3, alias=prod)
     outcome = cli("rollback", "--model", model, "--to", 1, "--reason", "v3 misbehaves")
     assert outcome.code == 0, outcome.err
-    assert stages(client, model) == {1: "Production", 2: "Archived", 3: "Archived"}
-    assert aliases(client, model) == {"prod": 1}
+    assert roles(client, model, lifecycle) == {1: "Production", 2: "Archived", 3: "Archived"}
+    assert aliases(client, model) == {prod: 1}
     last = [(e["action"], e["version"], e["from"], e["to"], e["reason"]) for e in history(cli, model)[-3:]]
     assert last == [
         ("rollback", 1, "Archived", "Production", "v3 misbehaves"),
@@ -36,16 +38,18 @@ def test_rollback_to_a_given_version_moves_stage_and_alias(
     ]
 
 
+@BOTH_LIFECYCLES
 def test_rollback_without_to_goes_back_and_a_second_one_returns(
-    cli: Any, client: Any, model: str, make_versions: Any
+    cli: Any, client: Any, model: str, make_versions: Any, lifecycle: str
 ) -> None:
+    prod = prod_alias(lifecycle)
     make_versions(3)
-    promote(cli, model, 1, 2, 3)
+    promote(cli, model, 1, 2, 3, alias=prod)
     assert cli("rollback", "--model", model).code == 0
-    assert (stages(client, model)[2], aliases(client, model)) == ("Production", {"prod": 2})
+    assert (roles(client, model, lifecycle)[2], aliases(client, model)) == ("Production", {prod: 2})
     assert cli("rollback", "--model", model).code == 0
-    assert (stages(client, model)[3], aliases(client, model)) == ("Production", {"prod": 3})
-    assert [n for n, s in stages(client, model).items() if s == "Production"] == [3]
+    assert (roles(client, model, lifecycle)[3], aliases(client, model)) == ("Production", {prod: 3})
+    assert [n for n, s in roles(client, model, lifecycle).items() if s == "Production"] == [3]
 
 
 def test_rollback_skips_versions_deleted_since(cli: Any, client: Any, model: str, make_versions: Any) -> None:

@@ -7,13 +7,14 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import aliases, history, stages
+from tests.conftest import BOTH_LIFECYCLES, aliases, history, roles, stages
 
 pytestmark = pytest.mark.postgres
 
 
+@BOTH_LIFECYCLES
 def test_promotion_to_production_archives_the_version_it_replaces(
-    cli: Any, client: Any, model: str, make_versions: Any
+    cli: Any, client: Any, model: str, make_versions: Any, lifecycle: str
 ) -> None:
     make_versions(2)
     assert cli("stage", "--model", model, "--version", 1, "--stage", "production").code == 0
@@ -21,7 +22,7 @@ def test_promotion_to_production_archives_the_version_it_replaces(
     assert outcome.code == 0
     assert "version 2: None -> Production" in outcome.out
     assert "version 1: Production -> Archived (replaced)" in outcome.out
-    assert stages(client, model) == {1: "Archived", 2: "Production"}
+    assert roles(client, model, lifecycle) == {1: "Archived", 2: "Production"}
     moves = [(e["action"], e["version"], e["from"], e["to"]) for e in history(cli, model)[-3:]]
     assert moves == [
         ("stage", 2, "None", "Production"),
@@ -54,17 +55,21 @@ def test_no_archive_is_refused_for_production_and_changes_nothing(
     assert history(cli, model) == before
 
 
+@BOTH_LIFECYCLES
 def test_archived_and_none_moves_never_ask_mlflow_to_archive(
-    cli: Any, client: Any, model: str, make_versions: Any
+    cli: Any, client: Any, model: str, make_versions: Any, lifecycle: str
 ) -> None:
     make_versions(2)
     assert cli("stage", "--model", model, "--version", 1, "--stage", "Production").code == 0
     assert cli("stage", "--model", model, "--version", 2, "--stage", "Archived").code == 0
+    refused = cli("stage", "--model", model, "--version", 1, "--stage", "Archived")
+    assert refused.code == 5 and "only Production version" in refused.err  # the only one: not without --force
     demoted = cli(
         "stage", "--model", model, "--version", 1, "--stage", "none", "--force", "--reason", "retire"
     )
     assert demoted.code == 0, demoted.err
-    assert stages(client, model) == {1: "None", 2: "Archived"}
+    assert roles(client, model, lifecycle) == {1: "None", 2: "Archived"}
+    assert aliases(client, model) == {}  # the alias that follows (or holds) Production went with it
 
 
 def test_stage_with_alias_points_the_alias_at_the_version(

@@ -56,6 +56,11 @@ def test_every_value_is_quoted(local: MockContext) -> None:
         (lambda c: tasks.history(c, json=True), "history --json"),
         (lambda c: tasks.predict(c, uri="models:/iris_clf@prod"), "predict --uri models:/iris_clf@prod"),
         (lambda c: tasks.versions(c, model="other"), "versions --model other"),
+        (lambda c: tasks.migrate(c, to="aliases", dry_run=True), "migrate --to aliases --dry-run"),
+        (
+            lambda c: tasks.migrate(c, to="stages", reason="back", model="m"),
+            "migrate --to stages --reason back --model m",
+        ),
     ],
 )  # fmt: skip
 def test_each_task_builds_its_cli_command(local: MockContext, call: object, expected: str) -> None:

@@ -86,6 +86,12 @@ def test_rollback_to_a_version() -> None:
     assert commands(c)[-1] == f"{EXEC} rollback --to 2"
 
 
+def test_migrate_runs_in_the_trainer() -> None:
+    c = mock()
+    tasks.migrate(c, to="aliases", dry_run=True, model="m")
+    assert commands(c) == [*PROBES, f"{EXEC} migrate --to aliases --dry-run --model m"]
+
+
 def test_docker_compose_v1_is_used_when_the_plugin_is_missing() -> None:
     c = mock(docker_compose=False)
     tasks.train(c)
