@@ -17,7 +17,7 @@ from invoke import Collection, Context, Exit, MockContext, Result
 
 import tasks
 from registry.cli import main
-from tests.conftest import aliases, commands, free_port, stages
+from tests.conftest import BOTH_LIFECYCLES, aliases, commands, free_port, prod_alias, roles
 
 PY = shlex.quote(sys.executable)
 UP = f"{PY} -m registry up --quiet"
@@ -137,8 +137,15 @@ class InProcessWithShell(InProcess):
         return super().run(command, **kwargs)
 
 
+@BOTH_LIFECYCLES
 def test_demo_with_serve_shows_serve_follow_the_promotion_and_the_rollback(
-    env: dict[str, str], client: Any, model: str, monkeypatch: pytest.MonkeyPatch, capsys: Any, tmp_path: Path
+    lifecycle: str,
+    env: dict[str, str],
+    client: Any,
+    model: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: Any,
+    tmp_path: Path,
 ) -> None:
     """The whole demo on a real server: v2 is promoted over v1, then the rollback restores v1; a real
     `serve` process answers with each in turn, and is stopped when the demo ends."""
@@ -149,8 +156,8 @@ def test_demo_with_serve_shows_serve_follow_the_promotion_and_the_rollback(
     printed = capsys.readouterr().out
     shown = [line for line in printed.splitlines() if line.startswith("serve: X-Model-Version")]
     assert [line.split()[2] for line in shown] == ["1", "2", "1"], printed
-    assert stages(client, model) == {1: "Production", 2: "Archived"}
-    assert aliases(client, model) == {"prod": 1}
+    assert roles(client, model, lifecycle) == {1: "Production", 2: "Archived"}
+    assert aliases(client, model) == {prod_alias(lifecycle): 1}
     print(printed)
     pid = int(re.findall(r"\(pid (\d+), log", printed)[0])
     deadline = time.monotonic() + 30
