@@ -35,12 +35,19 @@ STEP_TIMEOUT = 300
 MODEL = "iris_scale_test"
 RACE_MODEL = "iris_scale_race"  # versions made without `train`: kept off MODEL, whose doctor must be clean
 SERVERS = 2
-COMPOSE = pytest.mark.compose
-# Opt-in, as it takes 5-7 min (PostgreSQL, the object store and three servers in containers); .ci/run
-# sets it: REGISTRY_TEST_SCALE=1 python -m pytest -m compose tests/test_compose_scale.py
-pytestmark = pytest.mark.skipif(
+# The tests on the stack are opt-in, as they take 5-7 min (PostgreSQL, the object store and three
+# servers in containers); .ci/run sets it:
+#   REGISTRY_TEST_SCALE=1 python -m pytest -m compose tests/test_compose_scale.py
+SCALE_OFF = pytest.mark.skipif(
     os.environ.get("REGISTRY_TEST_SCALE") != "1", reason="the scale-out stack runs with REGISTRY_TEST_SCALE=1"
 )
+
+
+def on_the_stack(test: Any) -> Any:
+    """A test of the running stack: marker compose, and skipped unless REGISTRY_TEST_SCALE=1."""
+    return pytest.mark.compose(SCALE_OFF(test))
+
+
 # Secrets of this stack: URL-special characters in the password exercise its quoting into the URI.
 POSTGRES_PASSWORD = f"pw@/:%{secrets.token_hex(8)}"
 S3_SECRET = secrets.token_hex(16)
@@ -206,7 +213,7 @@ def trained(stack: Stack) -> int:
     return 1
 
 
-@COMPOSE
+@on_the_stack
 def test_a_versions_artifacts_are_in_the_object_store_not_on_a_server(stack: Stack, trained: int) -> None:
     from mlflow import MlflowClient
 
@@ -228,7 +235,7 @@ def test_a_versions_artifacts_are_in_the_object_store_not_on_a_server(stack: Sta
         assert found.stdout == "", f"artifacts on a server's disk: {found.stdout}"
 
 
-@COMPOSE
+@on_the_stack
 def test_racing_promoters_spread_over_the_servers_leave_one_production(stack: Stack, trained: int) -> None:
     done = stack.compose(
         "exec", "-T", "-e", "REGISTRY_GATES=false", "-e", "REGISTRY_ACTOR=racer", "trainer", "python", "-",
@@ -247,7 +254,7 @@ def test_racing_promoters_spread_over_the_servers_leave_one_production(stack: St
         assert trial["aliases"] == {"prod": trial["production"][0]}, trial
 
 
-@COMPOSE
+@on_the_stack
 def test_killing_a_server_during_commands_loses_and_doubles_nothing(stack: Stack, trained: int) -> None:
     names = [f"kill{i}" for i in range(4)]
     before = stack.json_of("history", "--json", "--limit", "0")
@@ -280,7 +287,7 @@ def test_killing_a_server_during_commands_loses_and_doubles_nothing(stack: Stack
     stack.wait_until_balanced(SERVERS)
 
 
-@COMPOSE
+@on_the_stack
 def test_down_and_up_keep_versions_aliases_ledger_and_artifacts(stack: Stack, trained: int) -> None:
     versions = stack.json_of("versions", "--json")
     events = stack.json_of("history", "--json", "--limit", "0")
@@ -322,17 +329,17 @@ def _fails_fast_then_recovers(stack: Stack, service: str, command: list[str], un
     )
 
 
-@COMPOSE
+@on_the_stack
 def test_losing_the_object_store_fails_fast_with_exit_3_and_recovers(stack: Stack, trained: int) -> None:
     _fails_fast_then_recovers(stack, "objectstore", ["predict", "--alias", "prod"], unaffected="versions")
 
 
-@COMPOSE
+@on_the_stack
 def test_losing_postgresql_fails_fast_with_exit_3_and_recovers(stack: Stack, trained: int) -> None:
     _fails_fast_then_recovers(stack, "postgres", ["versions"])
 
 
-@COMPOSE
+@on_the_stack
 def test_no_secret_is_ever_printed(stack: Stack, trained: int) -> None:
     stack.invoke("logs")
     stack.invoke("history", "--json", "--limit", "0")

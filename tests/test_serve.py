@@ -1,5 +1,6 @@
 """`serve` for real: a `python -m registry serve` process on the test MLflow server, followed through
-promotions, rollbacks, broken versions, a deleted alias, a registry outage and a restart.
+promotions, rollbacks, broken versions, a deleted alias, a registry outage and a restart (with two
+worker processes).
 
 One model and one `serve` process (events on, polling every 60 s: every switch it makes within the
 tests' seconds came from an event) are shared by the module; the outage and restart use a second
@@ -390,10 +391,17 @@ def test_polling_follows_the_alias_rides_out_a_registry_outage_and_a_restart_pic
         assert stop(process) == 0, log.read_text()
 
     client.set_registered_model_alias(model, "prod", str(first))  # moved while nothing serves
-    process = start_serve(env, port, log)
+    process = start_serve(env, port, log, "--workers", "2")  # and restarted with two worker processes
     try:
         wait_for(lambda: requests.get(f"{url}/ping", timeout=5).status_code == 200, START_TIMEOUT, "/ping")
-        assert model_state(url)["version"] == first
+        assert model_state(url)["version"] in (first, None)  # None: this worker is still loading
+        client.set_registered_model_alias(model, "prod", str(third))
+        # Each request comes on a new connection, which either worker may take: both follow the move.
+        wait_for(
+            lambda: {predict(url).headers["X-Model-Version"] for _ in range(20)} == {str(third)},
+            START_TIMEOUT,
+            f"both workers on version {third}",
+        )
     finally:
         assert stop(process) == 0, log.read_text()
         proxy.down()

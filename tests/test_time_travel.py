@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from registry.cli import _snapshot
+from registry.cli.lifecycle import snapshot
 from registry.ledger import Event
 from registry.timetravel import replay
 from tests.conftest import history
@@ -86,7 +86,7 @@ def test_changes_written_out_of_time_order_are_counted_in_ledger_order_and_named
     assert (then.stages, then.aliases) == ({"Staging": [], "Production": [1]}, {"prod": 1})
     assert (then.last_seq, then.refused, then.uncounted) == (first, [refused], [champion])
     capsys.readouterr()
-    _snapshot(then, as_json=False)
+    snapshot(then, as_json=False)
     assert capsys.readouterr().out.splitlines() == [
         f"At 2026-11-30T12:00:03Z (after ledger event {first}):",
         "  Staging: (none)",
