@@ -35,8 +35,9 @@ STEP_TIMEOUT = 300
 MODEL = "iris_scale_test"
 RACE_MODEL = "iris_scale_race"  # versions made without `train`: kept off MODEL, whose doctor must be clean
 SERVERS = 2
-# The tests on the stack are opt-in, as they take 5-7 min (PostgreSQL, the object store and three
-# servers in containers); .ci/run sets it:
+# The tests on the stack are opt-in: they take 5-7 min (PostgreSQL, the object store and three servers in
+# containers), and under a loaded CI machine the engine's DNS stalls made them fail (a lookup of
+# `mlflow` failed mid-series; failing commands took 25-28 s, the bound is 20 s over a healthy run):
 #   REGISTRY_TEST_SCALE=1 python -m pytest -m compose tests/test_compose_scale.py
 SCALE_OFF = pytest.mark.skipif(
     os.environ.get("REGISTRY_TEST_SCALE") != "1", reason="the scale-out stack runs with REGISTRY_TEST_SCALE=1"
