@@ -37,7 +37,8 @@ from registry.errors import BadInput, NotFound, Refused, RegistryError
 from registry.gates import Check
 from registry.ledger import Change
 from registry.plan import Plan, alias_changes, guarded, protection, recheck, require_reason, stage_aliases
-from registry.promote import carry_out, stage_holders
+from registry.promote import carry_out
+from registry.roles import Roles
 from registry.versions import figure
 
 PROMOTION_TAG = "registry.promotion_id"
@@ -176,7 +177,7 @@ def _on_target(
         found = sorted(target.search_tagged(to_model, {PROMOTION_TAG: copying.pid}), key=lambda v: v.number)
         copy = found[0].number if found else None
         candidate.number = copy or NEW
-        holders = [] if read is None else stage_holders(target, to_model)
+        holders = [] if read is None else Roles(target.settings).holders(target, to_model, state)
         champions = _champions(target, to_model, state, holders, to_alias)
         planned = dataclasses.replace(copying.origin, number=candidate.number)
         checks = gates.check(target, candidate, planned, champions, metric=True, runs=runs)

@@ -19,8 +19,6 @@ from registry.plan import (
     takes_production_down,
 )
 from registry.roles import Roles
-from registry.validate import HELD_STAGES
-from registry.versions import iter_versions
 
 
 def stage(
@@ -143,11 +141,6 @@ def role_alias_check(registry: Registry, model: str, state: ModelState, alias: s
             f"{'Production' if alias == registry.settings.prod_alias else 'Staging'}` or `rollback`"
         )
     return lifecycle
-
-
-def stage_holders(registry: Registry, model: str) -> list[Version]:
-    """Every version of `model` in Staging or Production (the stages lifecycle: `roles.Roles.holders`)."""
-    return [version for version in iter_versions(registry, model) if version.stage in HELD_STAGES]
 
 
 def ready_version(

@@ -12,18 +12,16 @@ import gc
 import os
 import sys
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from registry import validate
 from registry.cli import lifecycle, operations
-from registry.cli.output import fail
-from registry.config import Settings, load_settings, with_tracking_uri
+from registry.cli.output import Handler, fail
+from registry.config import load_settings, with_tracking_uri
 from registry.errors import BadInput, RegistryError, first_line
 from registry.tables import EscapingWriter
 from registry.timetravel import moment
-
-Handler = Callable[[argparse.Namespace, Settings], int]
 
 
 class _Parser(argparse.ArgumentParser):

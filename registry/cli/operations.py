@@ -8,12 +8,10 @@ import sys
 from collections.abc import Callable
 
 from registry import validate
-from registry.cli.output import describe, fail, model_of, registry_of
+from registry.cli.output import Handler, describe, fail, model_of, registry_of
 from registry.config import Settings, with_tracking_uri
 from registry.errors import BadInput, Refused
 from registry.tables import table
-
-Handler = Callable[[argparse.Namespace, Settings], int]
 
 
 def promote(args: argparse.Namespace, settings: Settings) -> int:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from collections.abc import Callable
 from typing import Any
 
 from registry import validate
@@ -14,6 +15,8 @@ from registry.errors import Refused
 from registry.ledger import Change
 from registry.plan import Plan
 from registry.tables import escaped
+
+Handler = Callable[[argparse.Namespace, Settings], int]  # a command's function: its exit code
 
 
 def fail(message: str) -> None:
