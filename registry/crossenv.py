@@ -29,7 +29,7 @@ import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
-from registry import gates, ledger
+from registry import gates, ledger, roles
 from registry.client import ModelState, Registry, Version
 from registry.config import redact_uri
 from registry.connection import configure_mlflow
@@ -112,6 +112,7 @@ def promote(
     same Registry object for the same server), gated; move `to_alias` onto the copy. With `dry_run`
     nothing is written, on either side."""
     require_reason(force, reason)
+    _refuse_role_alias(target, to_alias)
     across = source is not target
     if not across and to_model == model:
         raise BadInput(f"--to-model {to_model!r} is the model itself; name another registered model")
@@ -177,7 +178,8 @@ def _on_target(
         found = sorted(target.search_tagged(to_model, {PROMOTION_TAG: copying.pid}), key=lambda v: v.number)
         copy = found[0].number if found else None
         candidate.number = copy or NEW
-        holders = [] if read is None else Roles(target.settings).holders(target, to_model, state)
+        lifecycle = _target_roles(target, to_model, read)
+        holders = [] if read is None else lifecycle.holders(target, to_model, state)
         champions = _champions(target, to_model, state, holders, to_alias)
         planned = dataclasses.replace(copying.origin, number=candidate.number)
         checks = gates.check(target, candidate, planned, champions, metric=True, runs=runs)
@@ -197,8 +199,16 @@ def _on_target(
             recheck(target, to_model, state)
             copy = _register(target, to_model, copying)
         plan = Plan(_changes(state, copy, source_ref, to_alias, recorded), checks)
-        carry_out(target, to_model, plan, attempt, reason=reason, force=force)
+        carry_out(target, to_model, plan, attempt, reason=reason, force=force, lifecycle=lifecycle)
     return plan, copy, made
+
+
+def _target_roles(target: Registry, to_model: str, read: ModelState | None) -> Roles:
+    """The target model's lifecycle (Refused when the target's LIFECYCLE disagrees with it); a model
+    without one takes LIFECYCLE, claimed with the copy's ledger entry."""
+    if read is None:
+        return roles.for_mode(target.settings.lifecycle, target.settings, tagged=False)
+    return roles.of(target, to_model, read)
 
 
 def _register(target: Registry, to_model: str, copying: Copying) -> int:
@@ -230,6 +240,18 @@ def _changes(
     return changes
 
 
+def _refuse_role_alias(target: Registry, to_alias: str | None) -> None:
+    """With LIFECYCLE=aliases a role alias is the role itself: it moves only by `stage` or `rollback`
+    (gated, the old holder retired), never onto a copy, even with --force."""
+    roles_of = {alias: role for role, alias in stage_aliases(target.settings).items()}
+    if target.settings.lifecycle == "aliases" and to_alias in roles_of:
+        role = roles_of[to_alias]
+        raise Refused(
+            f"alias {to_alias!r} holds a role (LIFECYCLE=aliases): promote without --to-alias, then "
+            f"`stage --version N --stage {role}` on the target model"
+        )
+
+
 def _alias_rules(target: Registry, to_alias: str | None) -> list[Check]:
     """Protected aliases move only with --force; so does an alias that follows a stage (PROD_ALIAS),
     which must stay on its stage's version: make the copy Production on the target instead."""
@@ -239,8 +261,8 @@ def _alias_rules(target: Registry, to_alias: str | None) -> list[Check]:
             Check(
                 "protected",
                 False,
-                f"alias {to_alias!r} follows a stage (PROD_ALIAS / STAGING_ALIAS): it moves with "
-                "`stage --stage Production` on the target model",
+                f"alias {to_alias!r} holds or follows a role (PROD_ALIAS / STAGING_ALIAS): it moves "
+                "with `stage --stage Production` on the target model",
             )
         )
     return checks

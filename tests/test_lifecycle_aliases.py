@@ -167,3 +167,40 @@ def test_train_tags_a_new_model_with_the_lifecycle_and_records_it(
     ]
     run(cli, "stage", "--model", model, "--version", 1, "--stage", "Production")
     assert roles(client, model, lifecycle) == {1: "Production"} and aliases(client, model) == {"champion": 1}
+
+
+@ALIASES
+def test_a_promotion_into_another_model_keeps_its_lifecycle_and_gates_against_its_champion(
+    cli: Any, client: Any, model: str, make_versions: Any, monkeypatch: pytest.MonkeyPatch, lifecycle: str
+) -> None:
+    make_versions(2)
+    client.set_model_version_tag(model, "1", "accuracy", "0.95")
+    client.set_model_version_tag(model, "2", "accuracy", "0.90")
+    prod = f"prod.{model}"
+    run(cli, "promote", "--model", model, "--version", 1, "--to-model", prod)
+    assert client.get_registered_model(prod).tags["registry.lifecycle"] == "aliases"  # claimed by the copy
+    assert [(e["action"], e["to"]) for e in history(cli, prod)][1:3] == [
+        ("lifecycle", "aliases"),
+        ("promote", None),
+    ]
+    run(cli, "stage", "--model", prod, "--version", 1, "--stage", "Production")
+    assert roles(client, prod, lifecycle) == {1: "Production"} and aliases(client, prod) == {"champion": 1}
+
+    promote_2 = ("promote", "--model", model, "--version", 2, "--to-model", prod)
+    worse = cli(*promote_2)
+    assert worse.code == 5 and "metric gate" in worse.err and "0.9500" in worse.err, worse.err
+    for alias, role in (("champion", "Production"), ("challenger", "Staging")):  # moved by `stage` only
+        moved = cli(*promote_2, "--to-alias", alias, "--force", "--reason", "r")
+        assert moved.code == 5 and f"--stage {role}" in moved.err and "holds a role" in moved.err
+    run(cli, *promote_2, "--force", "--reason", "hotfix")
+    monkeypatch.setenv("REGISTRY_GATES", "false")
+    run(cli, "stage", "--model", prod, "--version", 2, "--stage", "Production")
+    run(cli, "rollback", "--model", prod)
+    assert roles(client, prod, lifecycle) == {1: "Production", 2: "Archived"}
+    assert "no drift" in run(cli, "doctor", "--model", prod).out
+
+    staged = f"staged.{model}"  # a target model in the stages lifecycle is refused, nothing copied
+    client.create_registered_model(staged, tags={"registry.lifecycle": "stages"})
+    refused = cli("promote", "--model", model, "--version", 1, "--to-model", staged)
+    assert refused.code == 5 and "migrate --to aliases" in refused.err
+    assert not client.search_model_versions(f"name='{staged}'")
