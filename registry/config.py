@@ -439,16 +439,21 @@ def markdown_table() -> str:
     return "\n".join(rows)
 
 
-def compose_environment() -> dict[str, str]:
+def compose_environment() -> dict[str, str | None]:
     """The trainer container's environment in compose.yaml: each shared setting from `.env`."""
     # ${KEY:-default}: empty or unset means the default; ${KEY-default} keeps an empty value ("off").
-    environment = {}
+    # None (`KEY:` alone) passes the key only when .env or the shell sets it: the container then
+    # takes the default of its LIFECYCLE (ALIASES_MODE_DEFAULTS), as the host does.
+    environment: dict[str, str | None] = {}
     for field in declared():
         if field.metadata["container"]:
             key, default = field.metadata["key"], env_text(field.default)
-            environment[key] = (
-                f"${{{key}-{default}}}" if field.metadata["empty_is_off"] else f"${{{key}:-{default}}}"
-            )
+            if key in ALIASES_MODE_DEFAULTS:
+                environment[key] = None
+            elif field.metadata["empty_is_off"]:
+                environment[key] = f"${{{key}-{default}}}"
+            else:
+                environment[key] = f"${{{key}:-{default}}}"
     return environment
 
 

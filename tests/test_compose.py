@@ -136,3 +136,12 @@ def test_lifecycle_in_containers(stack_env: dict[str, str], tmp_path: Path) -> N
     picture = tmp_path / "timeline.png"
     invoke(stack_env, "timeline", "--file", str(picture))
     assert picture.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and picture.stat().st_size > 10_000
+
+    # LIFECYCLE=aliases with no alias keys in .env: the container takes that lifecycle's defaults
+    # (compose.yaml passes PROD_ALIAS and the like only when set), so champion holds Production.
+    aliases_env = {**stack_env, "LIFECYCLE": "aliases", "MODEL_NAME": f"{MODEL}_aliases"}
+    invoke(aliases_env, "up", timeout=UP_TIMEOUT)  # recreates the trainer with the new setting
+    invoke(aliases_env, "train")
+    invoke(aliases_env, "stage", "--version", "1", "--stage", "Production")
+    assert client.get_model_version_by_alias(f"{MODEL}_aliases", "champion").version == "1"
+    assert client.get_model_version(f"{MODEL}_aliases", "1").current_stage == "None"
