@@ -15,7 +15,7 @@ from invoke import MockContext, Result
 import tasks
 from registry.ledger import Event
 from registry.timeline import steps
-from tests.conftest import ROOT, commands, history
+from tests.conftest import BOTH_LIFECYCLES, ROOT, commands, history, prod_alias
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 PY = shlex.quote(sys.executable)
@@ -47,16 +47,23 @@ def test_history_plot_draws_the_ledger_into_a_png(
     assert len(data) > 20_000  # bars, labels and a legend, not an empty canvas
 
 
-def test_the_steps_replay_who_held_production_and_the_alias(cli: Any, model: str, make_versions: Any) -> None:
+@BOTH_LIFECYCLES
+def test_the_steps_replay_who_held_production_and_the_alias(
+    cli: Any, model: str, make_versions: Any, lifecycle: str
+) -> None:
     demo(cli, model, make_versions)
     events = [Event(**{"from_" if k == "from" else k: v for k, v in e.items()}) for e in history(cli, model)]
     found = steps(events)
-    assert [(s.kind, s.held["Production"], s.held.get("@prod", ())) for s in found if s.kind] == [
+    follows = f"@{prod_alias(lifecycle)}"  # the alias that holds or follows Production
+    assert [(s.kind, s.held["Production"], s.held.get(follows, ())) for s in found if s.kind] == [
         ("promote", (1,), (1,)),
         ("promote", (2,), (2,)),
         ("rollback", (1,), (1,)),
     ]
-    assert found[-1].held == {"Production": (1,), "Staging": (), "@prod": (1,)}
+    held = {"Production": (1,), "Staging": (), "@prod": (1,)}
+    if lifecycle == "aliases":  # `--alias prod` only: it stays where it was put; the roles are aliases
+        held.update({"@prod": (2,), "@champion": (1,), "@challenger": ()})
+    assert found[-1].held == held
     assert found[-1].label == "rollback to v1"
 
 
