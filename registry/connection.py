@@ -3,6 +3,8 @@ and MLflow's errors turned into RegistryError subclasses."""
 
 from __future__ import annotations
 
+import html
+import json
 import os
 import re
 import socket
@@ -21,6 +23,7 @@ from registry.errors import (
     Unreachable,
     first_line,
 )
+from registry.tables import clip
 
 
 def configure_mlflow(settings: Settings) -> None:
@@ -72,9 +75,16 @@ def translate(settings: Settings, subject: str, code: str, message: str) -> Regi
             f"ask an admin to grant user {settings.username or '(anonymous)'} access"
         )
     status = re.search(r"too many (5\d\d) error responses", message)
-    if status:  # MLflow's client (its retries) names the status, not the server's words
+    if status:  # MLflow's client retried a 5xx, then dropped the answer: ask once more for its words
+        failure = server_failure(settings, status[1], message)
         return ServerFailed(
-            f"the MLflow server at {server} failed on {subject} (HTTP {status[1]}); it is up but broken: "
+            f"the MLflow server at {server} failed on {subject} ({failure}); it is up but broken: "
+            "see its log (`invoke logs`), its database and artifact store"
+        )
+    answered = unretried_server_error(code, message)
+    if answered:  # a 5xx MLflow's client does not retry (501, 505, ...): its words are in the message
+        return ServerFailed(
+            f"the MLflow server at {server} failed on {subject} ({answered}); it is up but broken: "
             "see its log (`invoke logs`), its database and artifact store"
         )
     if "API request to" in message and ("failed with exception" in message or "timeout exception" in message):
@@ -85,6 +95,86 @@ def translate(settings: Settings, subject: str, code: str, message: str) -> Regi
     if code == "INVALID_PARAMETER_VALUE":
         return BadInput(f"MLflow rejected {subject}: {headline}")
     return RegistryError(f"the server failed on {subject}: {headline}")
+
+
+# A read through the server's registry store, for when the failed request cannot be asked again.
+DIAGNOSTIC_READ = "/api/2.0/mlflow/registered-models/search?max_results=1"
+# The failed request's path and query, as urllib3 names it in MLflow's "too many 5xx" message.
+RETRIED_URL = re.compile(r"Max retries exceeded with url: (/\S*) \(Caused by ResponseError")
+# How much of the diagnostic answer is read, and how many characters of its words are quoted.
+BODY_LIMIT = 64 * 1024
+WORDS_WIDTH = 200
+
+
+def server_failure(settings: Settings, status: str, message: str) -> str:
+    """`HTTP 500`, with the server's words when one un-retried request to it fails with a 5xx too."""
+    answer = ask_once(settings, diagnostic_url(settings, message))
+    if answer is None:
+        return f"HTTP {status}"
+    again, words = answer
+    return f"HTTP {status}: {words}" if again == int(status) else f"HTTP {status}, then {again}: {words}"
+
+
+def diagnostic_url(settings: Settings, message: str) -> str:
+    """The failed request again when it was a read (MLflow's client sends a GET's parameters in the
+    query, other methods' in the body), else a cheap read through the same store."""
+    failed = RETRIED_URL.search(message)
+    if failed and "?" in failed[1]:
+        parts = urlsplit(settings.tracking_uri)
+        return f"{parts.scheme}://{parts.netloc}{failed[1]}"  # always the tool's own server
+    return settings.tracking_uri.rstrip("/") + DIAGNOSTIC_READ
+
+
+def ask_once(settings: Settings, url: str) -> tuple[int, str] | None:
+    """(status, first line of the answer) when a GET of `url`, not retried, answers 5xx with some text;
+    None when it succeeds, fails otherwise or says nothing. Credentials and TLS as MLflow's client."""
+    import requests
+
+    basic = (settings.username, settings.password) if settings.username and settings.password else None
+    token = os.environ.get("MLFLOW_TRACKING_TOKEN", "") if basic is None else ""
+    insecure = os.environ.get("MLFLOW_TRACKING_INSECURE_TLS", "").strip().lower() in ("true", "1")
+    verify: bool | str = not insecure and (os.environ.get("MLFLOW_TRACKING_SERVER_CERT_PATH") or True)
+    try:
+        with requests.get(
+            url,
+            auth=basic,
+            headers={"Authorization": f"Bearer {token}"} if token else None,
+            timeout=settings.http_timeout,
+            verify=verify,
+            allow_redirects=False,
+            stream=True,
+        ) as answer:
+            if answer.status_code < 500:
+                return None
+            body = next(answer.iter_content(BODY_LIMIT), b"")  # requests' errors, not urllib3's
+    except (requests.RequestException, OSError):
+        return None
+    words = clip(first_line(error_text(body.decode("utf-8", errors="replace"))), WORDS_WIDTH)
+    return (answer.status_code, words) if words else None
+
+
+def error_text(body: str) -> str:
+    """The text of an error answer: MLflow's JSON `message`, else the body without HTML markup."""
+    try:
+        parsed = json.loads(body)
+    except ValueError:
+        parsed = None
+    if isinstance(parsed, dict):
+        return str(parsed.get("message") or parsed.get("error_code") or "")
+    body = re.sub(r"(?is)<(script|style)\b.*?</\1\s*>|<!--.*?-->", "", body)
+    return html.unescape(re.sub(r"<[^>]*>", "", body))
+
+
+def unretried_server_error(code: str, message: str) -> str:
+    """`HTTP 501: <the server's words>` for a 5xx answer MLflow raised at once; "" for anything else."""
+    plain = re.search(r"failed with error code (5\d\d) != \d+\. Response body: '(.*)'$", message, re.S)
+    if plain:
+        words = clip(first_line(error_text(plain[2])), WORDS_WIDTH)
+        return f"HTTP {plain[1]}: {words}" if words else f"HTTP {plain[1]}"
+    if code in ("INTERNAL_ERROR", "TEMPORARILY_UNAVAILABLE"):  # a JSON 5xx answer in MLflow's format
+        words = first_line(message).removeprefix(f"{code}: ")  # MLflow's RestException leads with the code
+        return f"{code}: {clip(words, WORDS_WIDTH)}"
+    return ""
 
 
 def network_reason(message: str, settings: Settings) -> str:
@@ -99,13 +189,31 @@ def network_reason(message: str, settings: Settings) -> str:
 
 
 def probe(settings: Settings) -> None:
-    """Fail at once when nothing listens at the server's address (MLflow would retry for seconds)."""
+    """Fail at once when nothing listens at the server's address (MLflow would retry for seconds).
+
+    A temporary name-resolution failure (EAI_AGAIN: no DNS server answered, as a container engine's may
+    not for seconds while containers stop and start) is retried with a short backoff for up to
+    MLFLOW_HTTP_REQUEST_TIMEOUT; an unknown host (EAI_NONAME) fails at once."""
+    import time
+
     parts = urlsplit(settings.tracking_uri)
     port = parts.port or (443 if parts.scheme == "https" else 80)
-    try:
-        socket.create_connection((parts.hostname, port), timeout=settings.http_timeout).close()
-    except OSError as exc:
-        reason = "unknown host" if isinstance(exc, socket.gaierror) else network_reason(str(exc), settings)
+    deadline = time.monotonic() + settings.http_timeout
+    pause = 0.25
+    while True:
+        try:
+            timeout = max(deadline - time.monotonic(), 1.0)
+            socket.create_connection((parts.hostname, port), timeout=timeout).close()
+            return
+        except socket.gaierror as exc:
+            temporary = exc.errno == socket.EAI_AGAIN
+            if temporary and time.monotonic() + pause < deadline:
+                time.sleep(pause)
+                pause = min(pause * 2, 2.0)
+                continue
+            reason = "temporary failure in name resolution" if temporary else "unknown host"
+        except OSError as exc:
+            reason = network_reason(str(exc), settings)
         raise Unreachable(
             f"cannot reach the MLflow server at {settings.tracking_uri} ({reason}); "
             "start it with `invoke up` or fix MLFLOW_TRACKING_URI"
