@@ -20,6 +20,7 @@ from registry.config import Settings
 from registry.errors import Refused
 from registry.ledger import Change
 from registry.plan import Plan, alias_changes, guarded, stage_aliases
+from registry.promote import apply_alias
 from registry.roles import MODE_TAG, RETIRED, RETIRED_TAG, current_mode, for_mode
 from registry.validate import HELD_STAGES
 from registry.versions import all_versions
@@ -107,11 +108,14 @@ def _roles(settings: Settings) -> dict[str, str]:
 
 def _apply(registry: Registry, model: str, change: Change) -> None:
     registry.fence()
-    if change.action == "alias" and change.alias and change.version:
-        registry.set_alias(model, change.alias, change.version)
-    elif change.action == "alias-delete" and change.alias:
-        registry.delete_alias(model, change.alias)
-    elif change.action == "retire" and change.version:
+    if not apply_alias(registry, model, change):
+        _apply_role(registry, model, change)
+    registry.fence(written=True)
+
+
+def _apply_role(registry: Registry, model: str, change: Change) -> None:
+    """A migration's own changes: the retired tag, a stage brought in line, the model's lifecycle."""
+    if change.action == "retire" and change.version:
         registry.set_version_tag(model, change.version, RETIRED_TAG, RETIRED)
     elif change.action == "unretire" and change.version:
         registry.delete_version_tag(model, change.version, RETIRED_TAG)
@@ -119,4 +123,3 @@ def _apply(registry: Registry, model: str, change: Change) -> None:
         registry.transition(model, change.version, change.to, archive_existing=False)
     elif change.action == "lifecycle" and change.to:
         registry.set_model_tag(model, MODE_TAG, change.to)
-    registry.fence(written=True)

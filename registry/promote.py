@@ -208,10 +208,16 @@ def apply_changes(
     the same call, or a retired tag) and alias moves."""
     for change in changes:
         registry.fence()
-        if change.action == "alias" and change.alias and change.version:
-            registry.set_alias(model, change.alias, change.version)
-        elif change.action == "alias-delete" and change.alias:
-            registry.delete_alias(model, change.alias)
-        elif not lifecycle.apply(registry, model, change, archive):
-            continue
-        registry.fence(written=True)
+        if apply_alias(registry, model, change) or lifecycle.apply(registry, model, change, archive):
+            registry.fence(written=True)
+
+
+def apply_alias(registry: Registry, model: str, change: Change) -> bool:
+    """Carry out an alias move (`alias`, `alias-delete`); False for any other change."""
+    if change.action == "alias" and change.alias and change.version:
+        registry.set_alias(model, change.alias, change.version)
+        return True
+    if change.action == "alias-delete" and change.alias:
+        registry.delete_alias(model, change.alias)
+        return True
+    return False
