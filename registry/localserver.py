@@ -20,9 +20,10 @@ from registry.errors import RegistryError, Unreachable
 
 START_TIMEOUT = 90.0
 STOP_TIMEOUT = 15.0
-# Webhooks on the servers this project starts (docs/serving.md, "What the servers allow"). MLflow's
-# defaults deliver only to https URLs on public addresses and cache the list of webhooks for 60 s.
-WEBHOOK_ENV = {
+# The environment of the servers this project starts (docs/serving.md, "What the servers allow"), where
+# the environment does not set it. MLflow's defaults deliver webhooks only to https URLs on public
+# addresses and cache the list of webhooks for 60 s.
+SERVER_ENV = {
     # plain http too: `serve` and receivers on this machine (or the Compose network) speak http
     "MLFLOW_WEBHOOK_ALLOWED_SCHEMES": "http,https",
     # loopback and private addresses too, where `serve` runs. This also lets anyone allowed to create
@@ -31,6 +32,9 @@ WEBHOOK_ENV = {
     "MLFLOW_WEBHOOK_ALLOW_PRIVATE_IPS": "true",
     # a new or updated subscriber gets events within a second, not a minute; costs one query per second
     "MLFLOW_WEBHOOK_CACHE_TTL": "1",
+    # no job runner: MLflow's jobs (GenAI evaluation, prompt optimisation) are not the registry's. On,
+    # a server starts 8 more processes: /health 2x later, 3x the CPU, 4x the memory (bench/server_start.py)
+    "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
 }
 KEY_VARIABLE = "MLFLOW_WEBHOOK_SECRET_ENCRYPTION_KEY"
 KEY_FILE = "webhook.key"  # beside the database: webhook secrets stay readable after a restart
@@ -91,18 +95,18 @@ def launch(command: list[str], log_path: Path, env: dict[str, str] | None = None
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             start_new_session=True,
-            env={**webhook_environment(log_path.parent), **os.environ, **(env or {}),
+            env={**server_environment(log_path.parent), **os.environ, **(env or {}),
                  "MLFLOW_DISABLE_TELEMETRY": "true"},
         )  # fmt: skip
 
 
-def webhook_environment(home: Path) -> dict[str, str]:
-    """WEBHOOK_ENV and the key that encrypts webhook secrets in the database: the environment's
+def server_environment(home: Path) -> dict[str, str]:
+    """SERVER_ENV and the key that encrypts webhook secrets in the database: the environment's
     MLFLOW_WEBHOOK_SECRET_ENCRYPTION_KEY, else one made once and kept in `home`/webhook.key (mode 600).
     Without a fixed key MLflow makes up one per process, and secrets stored before a restart (or by
     another worker) cannot be read."""
     key = os.environ.get(KEY_VARIABLE) or _webhook_key(home / KEY_FILE)
-    return {**WEBHOOK_ENV, KEY_VARIABLE: key}
+    return {**SERVER_ENV, KEY_VARIABLE: key}
 
 
 def _webhook_key(path: Path) -> str:

@@ -1,8 +1,8 @@
-"""Run a server command with the webhook environment this project gives its MLflow servers.
+"""Run a server command with the environment this project gives its MLflow servers.
 
     python -m registry.serverenv HOME COMMAND...
 
-Compose's mlflow service starts `mlflow server` this way: the settings of `localserver.WEBHOOK_ENV`
+Compose's mlflow service starts `mlflow server` this way: the settings of `localserver.SERVER_ENV`
 unless the environment sets them, and MLFLOW_WEBHOOK_SECRET_ENCRYPTION_KEY from the environment or,
 when it is empty, from HOME/webhook.key (made once, mode 600), so that webhook secrets stay readable
 after a restart. Then it execs COMMAND (which becomes the process: signals reach it directly).
@@ -15,7 +15,7 @@ import os
 import sys
 from pathlib import Path
 
-from registry.localserver import KEY_VARIABLE, webhook_environment
+from registry.localserver import KEY_VARIABLE, server_environment
 
 
 def main(argv: list[str]) -> None:
@@ -24,7 +24,7 @@ def main(argv: list[str]) -> None:
     home, command = Path(argv[0]), argv[1:]
     environment = {key: value for key, value in os.environ.items() if value or key != KEY_VARIABLE}
     os.environ.clear()
-    os.environ.update({**webhook_environment(home), **environment})
+    os.environ.update({**server_environment(home), **environment})
     os.execvp(command[0], command)
 
 

@@ -107,7 +107,7 @@ def test_every_kind_of_change_reaches_the_receiver_signed(
     assert tried.code == 0 and "HTTP 200" in tried.out, tried.err
     # The server keeps its list of webhooks per event for MLFLOW_WEBHOOK_CACHE_TTL: an event within
     # that time of `add` may go out to the list from before it (seen in CI: the ledger's baseline).
-    time.sleep(float(localserver.WEBHOOK_ENV["MLFLOW_WEBHOOK_CACHE_TTL"]) + 0.5)
+    time.sleep(float(localserver.SERVER_ENV["MLFLOW_WEBHOOK_CACHE_TTL"]) + 0.5)
 
     ledger = f"{model}.ledger"
     commands = [
