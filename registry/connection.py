@@ -81,7 +81,7 @@ def translate(settings: Settings, subject: str, code: str, message: str) -> Regi
             f"the MLflow server at {server} failed on {subject} ({failure}); it is up but broken: "
             "see its log (`invoke logs`), its database and artifact store"
         )
-    answered = unretried_server_error(code, message)
+    answered = unretried_server_error(message)
     if answered:  # a 5xx MLflow's client does not retry (501, 505, ...): its words are in the message
         return ServerFailed(
             f"the MLflow server at {server} failed on {subject} ({answered}); it is up but broken: "
@@ -165,15 +165,14 @@ def error_text(body: str) -> str:
     return html.unescape(re.sub(r"<[^>]*>", "", body))
 
 
-def unretried_server_error(code: str, message: str) -> str:
-    """`HTTP 501: <the server's words>` for a 5xx answer MLflow raised at once; "" for anything else."""
+def unretried_server_error(message: str) -> str:
+    """`HTTP 501: <the server's words>` for a 5xx answer without MLflow's JSON that MLflow's client did
+    not retry; "" for anything else. (Not by error code: MLflow's own client-side errors say
+    INTERNAL_ERROR too.)"""
     plain = re.search(r"failed with error code (5\d\d) != \d+\. Response body: '(.*)'$", message, re.S)
     if plain:
         words = clip(first_line(error_text(plain[2])), WORDS_WIDTH)
         return f"HTTP {plain[1]}: {words}" if words else f"HTTP {plain[1]}"
-    if code in ("INTERNAL_ERROR", "TEMPORARILY_UNAVAILABLE"):  # a JSON 5xx answer in MLflow's format
-        words = first_line(message).removeprefix(f"{code}: ")  # MLflow's RestException leads with the code
-        return f"{code}: {clip(words, WORDS_WIDTH)}"
     return ""
 
 
