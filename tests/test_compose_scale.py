@@ -545,6 +545,18 @@ def stalled(tmp_path: Path) -> Iterator[StalledResolver]:
     resolver.close()
 
 
+def versions_through(
+    stalled: StalledResolver, env: dict[str, str], timeout: float
+) -> tuple[subprocess.CompletedProcess[str], float]:
+    """`python -m registry versions` behind the private resolver: the finished process and its seconds."""
+    started = time.monotonic()
+    done = subprocess.run(
+        [*stalled.prefix, sys.executable, "-m", "registry", "versions", "--model", "m"],
+        cwd=stalled.cwd, env=env, capture_output=True, text=True, timeout=timeout,
+    )  # fmt: skip
+    return done, time.monotonic() - started
+
+
 def test_a_stalled_name_lookup_is_retried_until_the_name_resolves(stalled: StalledResolver) -> None:
     import socket
 
@@ -566,12 +578,7 @@ def test_a_stalled_name_lookup_is_retried_until_the_name_resolves(stalled: Stall
 def test_a_lookup_that_stays_stalled_fails_with_exit_3_and_one_line(stalled: StalledResolver) -> None:
     env = dict(stalled.env, MLFLOW_TRACKING_URI=f"http://{STALLED_NAME}:5000")
     env["MLFLOW_HTTP_REQUEST_TIMEOUT"] = "3"
-    started = time.monotonic()
-    done = subprocess.run(
-        [*stalled.prefix, sys.executable, "-m", "registry", "versions", "--model", "m"],
-        cwd=stalled.cwd, env=env, capture_output=True, text=True, timeout=HANG * 2,
-    )  # fmt: skip
-    elapsed = time.monotonic() - started
+    done, elapsed = versions_through(stalled, env, HANG * 2)
     assert done.returncode == 3, done.stderr
     assert done.stderr.count("\n") == 1 and "(temporary failure in name resolution)" in done.stderr
     assert stalled.queries() >= 4  # retried within MLFLOW_HTTP_REQUEST_TIMEOUT (3 s)
@@ -583,11 +590,6 @@ def test_an_unknown_host_is_not_retried(tmp_path: Path, stalled: StalledResolver
     switch.write_text("hosts: files\n", encoding="utf-8")  # no DNS: the name is not found, EAI_NONAME
     env = dict(stalled.env, MLFLOW_TRACKING_URI=f"http://{STALLED_NAME}:5000")
     env["MLFLOW_HTTP_REQUEST_TIMEOUT"] = "60"
-    started = time.monotonic()
-    done = subprocess.run(
-        [*stalled.prefix, sys.executable, "-m", "registry", "versions", "--model", "m"],
-        cwd=stalled.cwd, env=env, capture_output=True, text=True, timeout=HANG * 3,
-    )  # fmt: skip
-    elapsed = time.monotonic() - started
+    done, elapsed = versions_through(stalled, env, HANG * 3)
     assert done.returncode == 3 and done.stderr.count("\n") == 1 and "(unknown host)" in done.stderr
     assert elapsed < HANG, f"an unknown host reported after {elapsed:.1f} s (MLFLOW_HTTP_REQUEST_TIMEOUT=60)"
