@@ -39,6 +39,8 @@ OWNER_TAG = "owner"
 ACTIVE, RELEASED, EXPIRED, SETTLED = "active", "released", "expired", "settled"
 RELEASE_WAIT = 5.0  # seconds the release may take at most; a ticket not released expires after its lease
 DAY_MS = 86_400_000
+POLL_SECONDS = (0.05, 0.2)  # a waiter next in line polls every 50-200 ms (random: waiters do not align)
+POLL_SLOWDOWN_CAP = 4  # one further back polls up to this many times slower, sparing the holder's server
 
 
 def lock_name(model: str) -> str:
@@ -236,7 +238,8 @@ def _wait_for_turn(registry: Registry, model: str, ticket: Ticket) -> list[Versi
         if not announced:
             registry.notify(f"waiting for the registry lock of {model!r}, held by {holder} ...")
             announced = True
-        time.sleep(random.uniform(0.05, 0.2))
+        ahead = next((i for i, t in enumerate(queue) if t.number in ticket.numbers), len(queue))
+        time.sleep(random.uniform(*POLL_SECONDS) * min(max(ahead, 1), POLL_SLOWDOWN_CAP))
 
 
 def prune(registry: Registry, model: str, older_than_days: float, dry_run: bool = False) -> list[int]:
