@@ -29,6 +29,29 @@ class Server:
 
 POSTGRES_ENV = "REGISTRY_TEST_POSTGRES_URI"
 
+# pytest-xdist (`-n 2` in pyproject.toml) spreads the tests one by one over its workers, except these
+# files, each run whole on one worker: the engine builds and runs one Compose stack at a time, and a
+# module-scoped server, model or user set is made once.
+ONE_WORKER = {
+    "tests/test_compose.py": "engine",
+    "tests/test_compose_serve.py": "engine",
+    "tests/test_compose_scale.py": "engine",
+    **{f"tests/test_{name}.py": name for name in ("adopt", "auth", "promote_env", "serve", "server_errors")},
+}
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """xdist's `loadscope` scheduling with ONE_WORKER's groups as the scopes and every other test a
+    scope of its own (its `xdist_group` mark does not reach the scheduler under pytest 9.2)."""
+    from xdist.scheduler import LoadScopeScheduling
+
+    class OneWorkerGroups(LoadScopeScheduling):  # type: ignore[misc]
+        def _split_scope(self, nodeid: str) -> str:
+            return ONE_WORKER.get(nodeid.split("::", 1)[0], nodeid)
+
+    return OneWorkerGroups(config, log)
+
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     """Tests marked `postgres` run on PostgreSQL too, when REGISTRY_TEST_POSTGRES_URI is set."""

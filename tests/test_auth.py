@@ -75,7 +75,8 @@ def as_user(
 
 @pytest.fixture(scope="module")
 def granted(auth_server: str) -> dict[str, str]:
-    """Users alice (EDIT on the experiment and the model) and bob (READ, the default)."""
+    """Users alice (EDIT on the experiment and the model) and bob (READ, the default), and a model
+    with version 1 made by the admin for bob to try to change."""
     from mlflow import MlflowClient
     from mlflow.server.auth.client import AuthServiceClient
 
@@ -89,6 +90,8 @@ def granted(auth_server: str) -> dict[str, str]:
         client = MlflowClient(auth_server, registry_uri=auth_server)
         experiment_id = client.create_experiment(experiment)
         client.create_registered_model(model)
+        client.create_registered_model(f"{model}_read")
+        client.create_model_version(f"{model}_read", "fake:/model", await_creation_for=0)
         if hasattr(admin, "grant_user_permission"):  # MLflow >= 3.13
             admin.grant_user_permission("alice", "experiment", experiment_id, "EDIT")
             admin.grant_user_permission("alice", "registered_model", model, "EDIT")
@@ -125,7 +128,7 @@ def test_a_user_with_edit_runs_the_whole_lifecycle(auth_server: str, granted: di
 
 
 def test_a_read_only_user_is_told_permission_is_denied(auth_server: str, granted: dict[str, str]) -> None:
-    model = granted["model"]
+    model = f"{granted['model']}_read"
     for args in (
         ["stage", "--version", "1", "--stage", "Archived"],
         ["alias", "--name", "mine", "--version", "1"],

@@ -138,10 +138,14 @@ def test_a_registration_whose_answer_was_lost_is_not_doubled(server: Any, client
 
 
 def test_mlflow_alone_doubles_a_registration_whose_answer_was_lost(
-    server: Any, client: Any, model: str
+    server: Any, client: Any, model: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The hazard the test above guards against: MLflow's client retries the POST."""
+    """The hazard the test above guards against: MLflow's client retries the POST (set here: a CLI
+    run earlier in this process may have left MLFLOW_HTTP_REQUEST_MAX_RETRIES=0 behind)."""
     from mlflow import MlflowClient
+
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "0")
 
     client.create_registered_model(model)
     with fault_proxy(server.url, drop_answers=("/model-versions/create",)) as url:
