@@ -43,7 +43,8 @@ ONE_WORKER = {
 @pytest.hookimpl(optionalhook=True)
 def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
     """xdist's `loadscope` scheduling with ONE_WORKER's groups as the scopes and every other test a
-    scope of its own (its `xdist_group` mark does not reach the scheduler under pytest 9.2)."""
+    scope of its own (its `xdist_group` mark does not reach the scheduler under pytest 9.2). Should
+    xdist rename `_split_scope` (its `loadfile` scheduler overrides it too), tests run grouped by file."""
     from xdist.scheduler import LoadScopeScheduling
 
     class OneWorkerGroups(LoadScopeScheduling):  # type: ignore[misc]

@@ -41,7 +41,7 @@ DNS_FAILED = re.compile(
     r"error: cannot reach the MLflow server at http://mlflow:5000 "
     r"\((unknown host|temporary failure in name resolution)\)"
 )
-# The tests on the stack are opt-in (not in `.ci/run`: CI's 30 min): they take 6-10 min on a loaded machine
+# The tests on the stack are opt-in (`.ci/run` sets it): they take 6-10 min on a loaded machine
 # (PostgreSQL, the object store and three servers in containers):
 #   REGISTRY_TEST_SCALE=1 python -m pytest -m compose tests/test_compose_scale.py
 SCALE_OFF = pytest.mark.skipif(
