@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import uuid
@@ -20,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from registry.config import load_settings
+from tests.conftest import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 UP_TIMEOUT = 1500  # `invoke up` may build the image: pip installs mlflow (~2.5 min here)
@@ -38,12 +38,6 @@ def _compose_cli(env: dict[str, str]) -> list[str] | None:
 
 def _run(words: list[str], env: dict[str, str], timeout: float) -> subprocess.CompletedProcess[str]:
     return subprocess.run(words, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def _skip_reason(env: dict[str, str]) -> str | None:
@@ -70,7 +64,7 @@ def stack_env() -> Iterator[dict[str, str]]:
     env.update(
         REGISTRY_RUNNER="compose",
         COMPOSE_PROJECT_NAME=f"registrytest{uuid.uuid4().hex[:8]}",
-        MLFLOW_PORT=str(_free_port()),
+        MLFLOW_PORT=str(free_port()),
         MODEL_NAME=MODEL,
     )
     reason = _skip_reason(env)

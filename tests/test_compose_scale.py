@@ -27,7 +27,8 @@ import yaml
 
 import tasks
 from registry.config import declared, load_settings
-from tests.test_compose import _compose_cli, _free_port, _skip_reason
+from tests.conftest import free_port
+from tests.test_compose import _compose_cli, _skip_reason
 
 ROOT = Path(__file__).resolve().parent.parent
 UP_TIMEOUT = 1500  # the first `invoke up` builds the images (pip installs mlflow: minutes)
@@ -218,7 +219,7 @@ def stack() -> Iterator[Stack]:
         REGISTRY_RUNNER="compose",
         COMPOSE_FILE="compose.yaml:compose.scale.yaml",
         COMPOSE_PROJECT_NAME=f"registryscale{uuid.uuid4().hex[:8]}",
-        MLFLOW_PORT=str(_free_port()),
+        MLFLOW_PORT=str(free_port()),
         MODEL_NAME=MODEL,
         MLFLOW_SERVERS=str(SERVERS),
         POSTGRES_PASSWORD=POSTGRES_PASSWORD,

@@ -17,7 +17,8 @@ from typing import Any
 
 import pytest
 
-from tests.test_compose import UP_TIMEOUT, _free_port, _skip_reason, invoke
+from tests.conftest import free_port
+from tests.test_compose import UP_TIMEOUT, _skip_reason, invoke
 
 MODEL = "iris_compose_serve"
 SWITCH_SECONDS = 10.0  # events make it well under a second; generous for a loaded machine
@@ -32,8 +33,8 @@ def stack_env() -> Iterator[dict[str, str]]:
     env.update(
         REGISTRY_RUNNER="compose",
         COMPOSE_PROJECT_NAME=f"registryserve{uuid.uuid4().hex[:8]}",
-        MLFLOW_PORT=str(_free_port()),
-        SERVE_PORT=str(_free_port()),
+        MLFLOW_PORT=str(free_port()),
+        SERVE_PORT=str(free_port()),
         MODEL_NAME=MODEL,
     )
     reason = _skip_reason(env)
