@@ -40,6 +40,26 @@ ONE_WORKER = {
 }
 
 
+# The longest runs first, so that neither worker starts one near the end while the other sits idle: the
+# Compose files (one worker, minutes), then the 8-client race and lock-storm trials.
+RUN_FIRST = ("tests/test_compose.py", "tests/test_compose_serve.py", "tests/test_compose_scale.py",
+             "tests/test_races.py", "tests/test_lock_storm.py")  # fmt: skip
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """RUN_FIRST's files before the rest, each kept in its order (xdist hands out work in this order);
+    the PostgreSQL runs stay after the others, so that a worker starts each session server once."""
+
+    def rank(item: pytest.Item) -> tuple[bool, int]:
+        path = item.nodeid.split("::", 1)[0]
+        on_postgres = (
+            getattr(item, "callspec", None) is not None and item.callspec.params.get("server") == "postgres"
+        )
+        return on_postgres, RUN_FIRST.index(path) if path in RUN_FIRST else len(RUN_FIRST)
+
+    items.sort(key=rank)
+
+
 @pytest.hookimpl(optionalhook=True)
 def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
     """xdist's `loadscope` scheduling with ONE_WORKER's groups as the scopes and every other test a
@@ -98,6 +118,16 @@ def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
         localserver.stop(settings)
 
 
+@pytest.fixture(scope="session")
+def compose_stack() -> Iterator[dict[str, str]]:
+    """One throwaway Compose project for the tests on the default stack (test_compose, test_compose_serve:
+    one worker runs both, ONE_WORKER's "engine"), down with its volume at the end of the session."""
+    from tests.compose_stack import throwaway_stack
+
+    with throwaway_stack() as env:
+        yield env
+
+
 @pytest.fixture
 def model() -> str:
     """A fresh registered-model name, so tests never see each other's versions."""
@@ -130,12 +160,20 @@ class Outcome:
 
 @pytest.fixture
 def cli(env: dict[str, str], capsys: pytest.CaptureFixture[str]) -> Any:
-    """Run the CLI in-process as `python -m registry ARGS` would; returns exit code and output."""
+    """Run the CLI in-process as `python -m registry ARGS` would; returns exit code and output.
+
+    The environment is put back after each run: a command exports MLflow's documented variables
+    (registry.connection), which a process of its own would take with it when it ends."""
     from registry.cli import main
 
     def run(*args: Any) -> Outcome:
         capsys.readouterr()
-        code = main([str(arg) for arg in args])
+        before = dict(os.environ)
+        try:
+            code = main([str(arg) for arg in args])
+        finally:
+            os.environ.clear()
+            os.environ.update(before)
         captured = capsys.readouterr()
         return Outcome(code, captured.out, captured.err)
 

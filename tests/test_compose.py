@@ -1,92 +1,30 @@
 """The Compose stack for real: `invoke` with REGISTRY_RUNNER=compose, checked from the host.
 
 Needs a container engine (Docker, or the team's podman: `eval "$(../shared/container-engine/up.sh)"`)
-and skips with the reason when none answers. Each run uses a throwaway Compose project and a free
-port, and deletes its containers and volume at the end. The first run builds the image (minutes).
+and skips with the reason when none answers. The session's throwaway Compose project (conftest's
+`compose_stack`, shared with tests/test_compose_serve.py) runs on free ports and is deleted with its
+volume at the end. The first run builds the image (minutes).
 """
 
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import subprocess
-import sys
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from registry.config import load_settings
-from tests.conftest import free_port
+from tests.compose_stack import ROOT, UP_TIMEOUT, invoke
 
-ROOT = Path(__file__).resolve().parent.parent
-UP_TIMEOUT = 1500  # `invoke up` may build the image: pip installs mlflow (~2.5 min here)
-STEP_TIMEOUT = 300  # any other invoke call
 MODEL = "iris_compose_test"
 
 pytestmark = pytest.mark.compose
 
 
-def _compose_cli(env: dict[str, str]) -> list[str] | None:
-    for cli in (["docker", "compose"], ["docker-compose"]):
-        if shutil.which(cli[0]) and _run([*cli, "version"], env, 60).returncode == 0:
-            return cli
-    return None
-
-
-def _run(words: list[str], env: dict[str, str], timeout: float) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(words, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
-
-
-def _skip_reason(env: dict[str, str]) -> str | None:
-    """Why the stack cannot run here, or None when a container engine answers."""
-    cli = _compose_cli(env)
-    if cli is None:
-        return "no container engine: neither `docker compose` nor `docker-compose` works"
-    ping = _run([*cli, "ps", "-q"], env, 60)
-    if ping.returncode != 0:
-        lines = (ping.stderr or ping.stdout).strip().splitlines() or ["no output"]
-        return (
-            f"no container engine answers (DOCKER_HOST={env.get('DOCKER_HOST') or 'unset'}; "
-            f"`{' '.join(cli)} ps`: {lines[-1]}); start one: "
-            'eval "$(../shared/container-engine/up.sh)"'
-        )
-    return None
-
-
-@pytest.fixture(scope="module")
-def stack_env() -> Iterator[dict[str, str]]:
-    """The environment of every `invoke` call: compose runner, throwaway project, free port."""
-    env = dict(os.environ)
-    env.pop("MLFLOW_TRACKING_URI", None)
-    env.update(
-        REGISTRY_RUNNER="compose",
-        COMPOSE_PROJECT_NAME=f"registrytest{uuid.uuid4().hex[:8]}",
-        MLFLOW_PORT=str(free_port()),
-        MODEL_NAME=MODEL,
-    )
-    reason = _skip_reason(env)
-    if reason:
-        pytest.skip(reason)
-    try:
-        yield env
-    finally:
-        down = invoke(env, "down", "--volumes", check=False)
-        assert down.returncode == 0, f"invoke down --volumes failed:\n{down.stdout}\n{down.stderr}"
-
-
-def invoke(
-    env: dict[str, str], *args: str, timeout: float = STEP_TIMEOUT, check: bool = True
-) -> subprocess.CompletedProcess[str]:
-    """Run `invoke ARGS` as a user would; with `check`, fail the test on a non-zero exit."""
-    done = _run([sys.executable, "-m", "invoke", *args], env, timeout)
-    if check:
-        assert done.returncode == 0, (
-            f"invoke {' '.join(args)} exited {done.returncode}:\n{done.stdout}\n{done.stderr}"
-        )
-    return done
+@pytest.fixture
+def stack_env(compose_stack: dict[str, str]) -> dict[str, str]:
+    """The session's Compose project (conftest), for MODEL."""
+    return {**compose_stack, "MODEL_NAME": MODEL}
 
 
 def test_lifecycle_in_containers(stack_env: dict[str, str], tmp_path: Path) -> None:

@@ -27,8 +27,8 @@ import yaml
 
 import tasks
 from registry.config import declared, load_settings
+from tests.compose_stack import compose_cli, skip_reason
 from tests.conftest import free_port
-from tests.test_compose import _compose_cli, _skip_reason
 
 ROOT = Path(__file__).resolve().parent.parent
 UP_TIMEOUT = 1500  # the first `invoke up` builds the images (pip installs mlflow: minutes)
@@ -229,12 +229,10 @@ def stack() -> Iterator[Stack]:
         ARTIFACTS_DESTINATION="",
         MLFLOW_S3_ENDPOINT_URL="",
     )
-    reason = _skip_reason(env) or (
-        None if shutil.which("docker") else "no `docker` CLI to kill one container"
-    )
+    reason = skip_reason(env) or (None if shutil.which("docker") else "no `docker` CLI to kill one container")
     if reason:
         pytest.skip(reason)
-    cli = _compose_cli(env)
+    cli = compose_cli(env)
     assert cli is not None
     running = Stack(env, cli)
     try:

@@ -1,24 +1,20 @@
 """The Compose stack's `serve` service follows the alias: `invoke serve`, then `invoke rollback --to N`.
 
-Like tests/test_compose.py: a throwaway Compose project on free ports, deleted at the end; skips when no
-container engine answers.
+On the session's throwaway Compose project (conftest's `compose_stack`, shared with tests/test_compose.py);
+skips when no container engine answers.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import time
 import urllib.error
 import urllib.request
-import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
-from tests.conftest import free_port
-from tests.test_compose import UP_TIMEOUT, _skip_reason, invoke
+from tests.compose_stack import UP_TIMEOUT, invoke
 
 MODEL = "iris_compose_serve"
 SWITCH_SECONDS = 10.0  # events make it well under a second; generous for a loaded machine
@@ -26,25 +22,10 @@ SWITCH_SECONDS = 10.0  # events make it well under a second; generous for a load
 pytestmark = pytest.mark.compose
 
 
-@pytest.fixture(scope="module")
-def stack_env() -> Iterator[dict[str, str]]:
-    env = dict(os.environ)
-    env.pop("MLFLOW_TRACKING_URI", None)
-    env.update(
-        REGISTRY_RUNNER="compose",
-        COMPOSE_PROJECT_NAME=f"registryserve{uuid.uuid4().hex[:8]}",
-        MLFLOW_PORT=str(free_port()),
-        SERVE_PORT=str(free_port()),
-        MODEL_NAME=MODEL,
-    )
-    reason = _skip_reason(env)
-    if reason:
-        pytest.skip(reason)
-    try:
-        yield env
-    finally:
-        down = invoke(env, "down", "--volumes", check=False)
-        assert down.returncode == 0, f"invoke down --volumes failed:\n{down.stdout}\n{down.stderr}"
+@pytest.fixture
+def stack_env(compose_stack: dict[str, str]) -> dict[str, str]:
+    """The session's Compose project (conftest), for MODEL."""
+    return {**compose_stack, "MODEL_NAME": MODEL}
 
 
 def get(url: str) -> tuple[int, Any, Any]:
