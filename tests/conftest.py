@@ -40,22 +40,18 @@ ONE_WORKER = {
 }
 
 
-# The longest runs first, so that neither worker starts one near the end while the other sits idle: the
-# Compose files (one worker, minutes), then the 8-client race and lock-storm trials.
-RUN_FIRST = ("tests/test_compose.py", "tests/test_compose_serve.py", "tests/test_compose_scale.py",
-             "tests/test_races.py", "tests/test_lock_storm.py")  # fmt: skip
+# The Compose files first: their worker (ONE_WORKER's "engine") spends minutes on them while the other
+# goes through the rest, instead of starting them near the end while the other sits idle.
+RUN_FIRST = ("tests/test_compose.py", "tests/test_compose_serve.py", "tests/test_compose_scale.py")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """RUN_FIRST's files before the rest, each kept in its order (xdist hands out work in this order);
-    the PostgreSQL runs stay after the others, so that a worker starts each session server once."""
+    """RUN_FIRST's files before the rest, everything else in pytest's order (xdist hands out work in
+    this order; pytest's keeps each backend's tests together, so a worker starts its servers once)."""
 
-    def rank(item: pytest.Item) -> tuple[bool, int]:
+    def rank(item: pytest.Item) -> int:
         path = item.nodeid.split("::", 1)[0]
-        on_postgres = (
-            getattr(item, "callspec", None) is not None and item.callspec.params.get("server") == "postgres"
-        )
-        return on_postgres, RUN_FIRST.index(path) if path in RUN_FIRST else len(RUN_FIRST)
+        return RUN_FIRST.index(path) if path in RUN_FIRST else len(RUN_FIRST)
 
     items.sort(key=rank)
 
