@@ -27,12 +27,9 @@ import yaml
 
 import tasks
 from registry.config import declared, load_settings
-from tests.compose_stack import compose_cli, skip_reason
+from tests.compose_stack import ROOT, STEP_TIMEOUT, UP_TIMEOUT, compose_cli, skip_reason
 from tests.conftest import free_port
 
-ROOT = Path(__file__).resolve().parent.parent
-UP_TIMEOUT = 1500  # the first `invoke up` builds the images (pip installs mlflow: minutes)
-STEP_TIMEOUT = 300
 MODEL = "iris_scale_test"
 RACE_MODEL = "iris_scale_race"  # versions made without `train`: kept off MODEL, whose doctor must be clean
 SERVERS = 2
