@@ -29,7 +29,7 @@ class Server:
 
 POSTGRES_ENV = "REGISTRY_TEST_POSTGRES_URI"
 
-# pytest-xdist (`-n 2` in pyproject.toml) spreads the tests one by one over its workers, except these
+# pytest-xdist (`-n 3` in pyproject.toml) spreads the tests one by one over its workers, except these
 # files, each run whole on one worker: the engine builds and runs one Compose stack at a time, and a
 # module-scoped server, model or user set is made once.
 ONE_WORKER = {
@@ -40,8 +40,8 @@ ONE_WORKER = {
 }
 
 
-# The Compose files first: their worker (ONE_WORKER's "engine") spends minutes on them while the other
-# goes through the rest, instead of starting them near the end while the other sits idle.
+# The Compose files first: their worker (ONE_WORKER's "engine") spends minutes on them while the others
+# go through the rest, instead of starting them near the end while the others sit idle.
 RUN_FIRST = ("tests/test_compose.py", "tests/test_compose_serve.py", "tests/test_compose_scale.py")
 
 
